@@ -1,0 +1,10 @@
+use thiserror::Error;
+
+/// Errors the engine reports. Messages name the layer and give expected versus actual shapes.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("shape error: {0}")]
+    Shape(String),
+    #[error("invalid layer configuration: {0}")]
+    Config(String),
+}

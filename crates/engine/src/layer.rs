@@ -1,0 +1,76 @@
+//! The `Layer` trait: every layer has a readable forward and backward side by side.
+//!
+//! Conventions (as in llm.c): arguments are ordered outputs, inputs; `backward` *accumulates* into
+//! input gradients and parameter gradients (so fan-out in residual graphs just works), and zeroing
+//! gradients is its own step ([`crate::Network::zero_grads`]). Layers keep whatever they need from
+//! the forward pass (e.g. max-pool argmax, batch-norm statistics) in their own buffers.
+
+use crate::{EngineError, Tensor};
+
+/// Training or inference: decides dropout and which batch-norm statistics are used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// A learnable parameter with its gradient. `name` is the fixed short name (`weight`, `bias`,
+/// `gamma`, `beta`) so checkpoints, safetensors and ONNX names line up as `<layer>.<name>`.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub value: Tensor,
+    pub grad: Tensor,
+}
+
+impl Param {
+    pub fn new(name: &'static str, value: Tensor) -> Param {
+        let grad = Tensor::zeros(&value.shape);
+        Param { name, value, grad }
+    }
+}
+
+pub trait Layer: Send {
+    /// Short kind name used in errors and summaries, e.g. `conv2d`.
+    fn kind(&self) -> &'static str;
+
+    /// Per-example output shape (no batch dimension) for the given per-example input shapes.
+    /// Errors say which layer and what was expected.
+    fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError>;
+
+    /// Computes `out` (resized here to `[batch, ..output_shape]`) from `inputs`.
+    fn forward(&mut self, out: &mut Tensor, inputs: &[&Tensor], mode: Mode);
+
+    /// Given the forward's `inputs`, its `out` and the upstream gradient `dout`, accumulates into
+    /// `dinputs` (same shapes as `inputs`) and into this layer's parameter gradients. A `None`
+    /// entry means nobody needs that input's gradient (e.g. the network's input): skip it.
+    fn backward(
+        &mut self,
+        dinputs: &mut [Option<&mut Tensor>],
+        dout: &Tensor,
+        out: &Tensor,
+        inputs: &[&Tensor],
+    );
+
+    /// Learnable parameters, in a fixed order.
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+
+    /// Non-learned state saved with the model (e.g. batch-norm running mean and variance), by
+    /// fixed name.
+    fn buffers(&self) -> Vec<(&'static str, &Tensor)> {
+        Vec::new()
+    }
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
+        Vec::new()
+    }
+
+    /// Multiply-accumulates per example for the forward pass, for FLOP reports.
+    fn macs_per_example(&self, _inputs: &[Vec<usize>]) -> u64 {
+        0
+    }
+}

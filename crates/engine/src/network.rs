@@ -1,0 +1,224 @@
+//! `Network`: layers wired as a directed acyclic graph, run forward and backward in order.
+//!
+//! Activation slot 0 holds the network input; node `i` writes slot `i + 1`. A node names the slots
+//! it reads, so a residual `Add` reads two. Nodes are pushed in topological order (a node may only
+//! read slots written before it), which makes the forward pass a loop and the backward pass the
+//! same loop reversed. All activation and gradient buffers live here and are reused every step.
+
+use crate::{EngineError, Layer, Mode, Param, Tensor};
+
+pub struct Node {
+    pub name: String,
+    pub layer: Box<dyn Layer>,
+    /// Activation slots this node reads (0 = network input, i + 1 = output of node i).
+    pub inputs: Vec<usize>,
+}
+
+pub struct Network {
+    input_shape: Vec<usize>,
+    nodes: Vec<Node>,
+    /// Per-example shape of each activation slot.
+    shapes: Vec<Vec<usize>>,
+    acts: Vec<Tensor>,
+    grads: Vec<Tensor>,
+}
+
+impl Network {
+    /// A network reading examples of `input_shape` (no batch dimension; `[h, w, c]` for images).
+    pub fn new(input_shape: &[usize]) -> Network {
+        Network {
+            input_shape: input_shape.to_vec(),
+            nodes: Vec::new(),
+            shapes: vec![input_shape.to_vec()],
+            acts: vec![Tensor::default()],
+            grads: vec![Tensor::default()],
+        }
+    }
+
+    /// Appends a node reading `inputs` (slot numbers) and returns the slot it writes. Checks that
+    /// the shapes chain, naming the node when they don't.
+    pub fn push(
+        &mut self,
+        name: impl Into<String>,
+        layer: Box<dyn Layer>,
+        inputs: &[usize],
+    ) -> Result<usize, EngineError> {
+        let name = name.into();
+        let slot = self.shapes.len();
+        if inputs.is_empty() {
+            return Err(EngineError::Config(format!("layer '{name}' has no inputs")));
+        }
+        if let Some(bad) = inputs.iter().find(|&&i| i >= slot) {
+            return Err(EngineError::Config(format!(
+                "layer '{name}' reads slot {bad}, which is not computed before it"
+            )));
+        }
+        let in_shapes: Vec<Vec<usize>> = inputs.iter().map(|&i| self.shapes[i].clone()).collect();
+        let out_shape = layer
+            .output_shape(&in_shapes)
+            .map_err(|e| EngineError::Shape(format!("layer '{name}' ({}): {e}", layer.kind())))?;
+        self.shapes.push(out_shape);
+        self.acts.push(Tensor::default());
+        self.grads.push(Tensor::default());
+        self.nodes.push(Node {
+            name,
+            layer,
+            inputs: inputs.to_vec(),
+        });
+        Ok(slot)
+    }
+
+    /// The slot written by the last node (the logits), or 0 for an empty network.
+    pub fn output_slot(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    pub fn output_shape(&self) -> &[usize] {
+        &self.shapes[self.output_slot()]
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Per-example shape of every slot (slot 0 = input).
+    pub fn shapes(&self) -> &[Vec<usize>] {
+        &self.shapes
+    }
+
+    /// Runs every node on `x` (`[batch, ..input_shape]`) and returns the output activation.
+    pub fn forward(&mut self, x: &Tensor, mode: Mode) -> &Tensor {
+        debug_assert_eq!(&x.shape[1..], &self.input_shape[..]);
+        self.acts[0].clone_from(x);
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            // The output slot i + 1 is always after every input slot, so split there.
+            let (before, after) = self.acts.split_at_mut(i + 1);
+            let inputs: Vec<&Tensor> = node.inputs.iter().map(|&s| &before[s]).collect();
+            node.layer.forward(&mut after[0], &inputs, mode);
+        }
+        &self.acts[self.output_slot()]
+    }
+
+    /// Back-propagates `dout` (gradient of the loss with respect to the output of the last
+    /// forward pass) through every node, accumulating into parameter gradients. Call
+    /// [`Network::zero_grads`] first unless accumulating over several batches is intended.
+    pub fn backward(&mut self, dout: &Tensor) {
+        let last = self.output_slot();
+        for s in 1..last {
+            let shape = self.acts[s].shape.clone();
+            self.grads[s].resize(&shape);
+            self.grads[s].fill(0.0);
+        }
+        self.grads[last].clone_from(dout);
+        for i in (0..self.nodes.len()).rev() {
+            let node = &mut self.nodes[i];
+            // Take the node's output gradient out so the input gradients can be borrowed mutably.
+            let dout = std::mem::take(&mut self.grads[i + 1]);
+            let (before, after) = self.acts.split_at(i + 1);
+            let inputs: Vec<&Tensor> = node.inputs.iter().map(|&s| &before[s]).collect();
+            let mut dinputs = borrow_grads(&mut self.grads, &node.inputs);
+            node.layer.backward(&mut dinputs, &dout, &after[0], &inputs);
+            drop(dinputs);
+            self.grads[i + 1] = dout;
+        }
+    }
+
+    /// Sets every parameter gradient to zero.
+    pub fn zero_grads(&mut self) {
+        for node in &mut self.nodes {
+            for p in node.layer.params_mut() {
+                p.grad.fill(0.0);
+            }
+        }
+    }
+
+    /// Parameters with their full names (`<node>.<param>`), in a fixed order.
+    pub fn params(&self) -> Vec<(String, &Param)> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            for p in node.layer.params() {
+                out.push((format!("{}.{}", node.name, p.name), p));
+            }
+        }
+        out
+    }
+
+    pub fn params_mut(&mut self) -> Vec<(String, &mut Param)> {
+        let mut out = Vec::new();
+        for node in &mut self.nodes {
+            let name = &node.name;
+            for p in node.layer.params_mut() {
+                out.push((format!("{}.{}", name, p.name), p));
+            }
+        }
+        out
+    }
+
+    /// Non-learned state (batch-norm running statistics) with full names.
+    pub fn buffers(&self) -> Vec<(String, &Tensor)> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            for (n, t) in node.layer.buffers() {
+                out.push((format!("{}.{}", node.name, n), t));
+            }
+        }
+        out
+    }
+
+    pub fn buffers_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        let mut out = Vec::new();
+        for node in &mut self.nodes {
+            let name = &node.name;
+            for (n, t) in node.layer.buffers_mut() {
+                out.push((format!("{}.{}", name, n), t));
+            }
+        }
+        out
+    }
+
+    /// Number of learnable scalars.
+    pub fn param_count(&self) -> usize {
+        self.params().iter().map(|(_, p)| p.value.len()).sum()
+    }
+
+    /// Multiply-accumulates per example of one forward pass.
+    pub fn macs_per_example(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let shapes: Vec<Vec<usize>> =
+                    n.inputs.iter().map(|&s| self.shapes[s].clone()).collect();
+                n.layer.macs_per_example(&shapes)
+            })
+            .sum()
+    }
+}
+
+/// Mutable borrows of the gradient slots a node reads; slot 0 (the network input) gets `None`
+/// because nothing consumes the input's gradient. A node reading the same slot twice gets it once.
+fn borrow_grads<'a>(grads: &'a mut [Tensor], slots: &[usize]) -> Vec<Option<&'a mut Tensor>> {
+    let mut out: Vec<Option<&'a mut Tensor>> = slots.iter().map(|_| None).collect();
+    let mut rest: &'a mut [Tensor] = grads;
+    let mut offset = 0;
+    // Hand out borrows in increasing slot order so each comes from a disjoint split.
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_by_key(|&k| slots[k]);
+    let mut last = None;
+    for k in order {
+        let s = slots[k];
+        if s == 0 || last == Some(s) {
+            continue;
+        }
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(s - offset);
+        let (head, tail) = tail.split_first_mut().expect("slot exists");
+        out[k] = Some(head);
+        rest = tail;
+        offset = s + 1;
+        last = Some(s);
+    }
+    out
+}
