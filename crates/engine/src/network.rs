@@ -53,6 +53,16 @@ impl Network {
                 "layer '{name}' reads slot {bad}, which is not computed before it"
             )));
         }
+        if let Some(dup) = inputs
+            .iter()
+            .enumerate()
+            .find(|(k, s)| inputs[..*k].contains(s))
+        {
+            return Err(EngineError::Config(format!(
+                "layer '{name}' reads slot {} twice; add a layer that copies it instead",
+                dup.1
+            )));
+        }
         let in_shapes: Vec<Vec<usize>> = inputs.iter().map(|&i| self.shapes[i].clone()).collect();
         let out_shape = layer
             .output_shape(&in_shapes)

@@ -1,0 +1,114 @@
+//! Softmax cross-entropy, the softmax for inference, and an accuracy count.
+//!
+//! Shapes: `logits [n, k]`, `labels [n]` (class indices `< k`), `dlogits [n, k]`.
+
+use crate::Tensor;
+
+/// Mean softmax cross-entropy over the batch; writes `dlogits = (softmax(logits) - onehot) / n`
+/// (overwriting, not accumulating: it starts the backward pass). Numerically stable (subtracts
+/// each row's max). Panics if a label is out of range or the lengths disagree.
+pub fn softmax_cross_entropy(dlogits: &mut Tensor, logits: &Tensor, labels: &[u32]) -> f32 {
+    let n = logits.batch();
+    let k = logits.per_example();
+    assert_eq!(labels.len(), n, "softmax_cross_entropy: {} labels for a batch of {n}", labels.len());
+    dlogits.resize(&logits.shape);
+    if n == 0 {
+        return 0.0;
+    }
+    let inv_n = 1.0 / n as f32;
+    let mut total = 0f64;
+    for ((row, drow), &label) in logits
+        .data
+        .chunks_exact(k)
+        .zip(dlogits.data.chunks_exact_mut(k))
+        .zip(labels)
+    {
+        let label = label as usize;
+        assert!(label < k, "softmax_cross_entropy: label {label} is not below {k} classes");
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for (d, &z) in drow.iter_mut().zip(row) {
+            *d = (z - max).exp();
+            sum += *d;
+        }
+        // loss = log Σ exp(z - max) - (z_label - max)
+        total += (sum.ln() - (row[label] - max)) as f64;
+        let inv_sum = 1.0 / sum;
+        drow.iter_mut().for_each(|d| *d *= inv_sum * inv_n);
+        drow[label] -= inv_n;
+    }
+    (total / n as f64) as f32
+}
+
+/// `out = softmax(logits)` row by row (`[n, k]`), numerically stable.
+pub fn softmax(out: &mut Tensor, logits: &Tensor) {
+    let k = logits.per_example();
+    out.resize(&logits.shape);
+    if k == 0 {
+        return;
+    }
+    for (o, row) in out.data.chunks_exact_mut(k).zip(logits.data.chunks_exact(k)) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for (p, &z) in o.iter_mut().zip(row) {
+            *p = (z - max).exp();
+            sum += *p;
+        }
+        o.iter_mut().for_each(|p| *p /= sum);
+    }
+}
+
+/// Index of the largest value of each row of `logits [n, k]` (first one on ties).
+pub fn argmax_rows(logits: &Tensor) -> Vec<u32> {
+    let k = logits.per_example().max(1);
+    logits
+        .data
+        .chunks_exact(k)
+        .map(|row| {
+            let mut best = 0;
+            for (i, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// How many rows of `logits [n, k]` have their largest value at the label.
+pub fn count_correct(logits: &Tensor, labels: &[u32]) -> usize {
+    argmax_rows(logits)
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_with_huge_logits() {
+        let logits = Tensor::from_vec(&[1, 3], vec![1000.0, 0.0, -1000.0]).unwrap();
+        let mut d = Tensor::default();
+        let loss = softmax_cross_entropy(&mut d, &logits, &[0]);
+        assert!(loss.abs() < 1e-6);
+        let loss = softmax_cross_entropy(&mut d, &logits, &[1]);
+        assert!((loss - 1000.0).abs() < 1e-3);
+        assert!(d.data.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_accuracy_counts() {
+        let logits = Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 3.0, 5.0, -1.0, 0.0]).unwrap();
+        let mut p = Tensor::default();
+        softmax(&mut p, &logits);
+        for row in p.data.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        assert_eq!(argmax_rows(&logits), vec![2, 0]);
+        assert_eq!(count_correct(&logits, &[2, 1]), 1);
+    }
+}
