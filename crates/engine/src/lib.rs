@@ -2,10 +2,23 @@
 //! softmax cross-entropy loss and optimizer update kernels, over CPU kernels built on `gemm` and
 //! `rayon`. It knows nothing about data sets, files, searches or HTTP.
 
+mod activation;
+pub mod backend;
 mod error;
 mod layer;
+pub mod layers;
+mod loss;
 mod network;
+pub mod rng;
 mod tensor;
+
+pub use activation::Activation;
+pub use backend::{cpu, Backend, Padding};
+pub use layers::{
+    ActivationLayer, Add, AvgPool2d, BatchNorm, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool,
+    MaxPool2d,
+};
+pub use loss::{argmax_rows, count_correct, softmax, softmax_cross_entropy};
 
 pub use error::EngineError;
 pub use layer::{Layer, Mode, Param};

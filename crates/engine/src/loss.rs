@@ -10,7 +10,12 @@ use crate::Tensor;
 pub fn softmax_cross_entropy(dlogits: &mut Tensor, logits: &Tensor, labels: &[u32]) -> f32 {
     let n = logits.batch();
     let k = logits.per_example();
-    assert_eq!(labels.len(), n, "softmax_cross_entropy: {} labels for a batch of {n}", labels.len());
+    assert_eq!(
+        labels.len(),
+        n,
+        "softmax_cross_entropy: {} labels for a batch of {n}",
+        labels.len()
+    );
     dlogits.resize(&logits.shape);
     if n == 0 {
         return 0.0;
@@ -24,7 +29,10 @@ pub fn softmax_cross_entropy(dlogits: &mut Tensor, logits: &Tensor, labels: &[u3
         .zip(labels)
     {
         let label = label as usize;
-        assert!(label < k, "softmax_cross_entropy: label {label} is not below {k} classes");
+        assert!(
+            label < k,
+            "softmax_cross_entropy: label {label} is not below {k} classes"
+        );
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f32;
         for (d, &z) in drow.iter_mut().zip(row) {
@@ -47,7 +55,11 @@ pub fn softmax(out: &mut Tensor, logits: &Tensor) {
     if k == 0 {
         return;
     }
-    for (o, row) in out.data.chunks_exact_mut(k).zip(logits.data.chunks_exact(k)) {
+    for (o, row) in out
+        .data
+        .chunks_exact_mut(k)
+        .zip(logits.data.chunks_exact(k))
+    {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f32;
         for (p, &z) in o.iter_mut().zip(row) {

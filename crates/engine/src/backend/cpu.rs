@@ -49,9 +49,24 @@ fn sgemm(
     accumulate: bool,
     par: Parallelism,
 ) {
-    assert!(a.len() >= m * k, "gemm: lhs holds {} values, needs {}", a.len(), m * k);
-    assert!(b.len() >= k * n, "gemm: rhs holds {} values, needs {}", b.len(), k * n);
-    assert!(c.len() >= m * n, "gemm: dst holds {} values, needs {}", c.len(), m * n);
+    assert!(
+        a.len() >= m * k,
+        "gemm: lhs holds {} values, needs {}",
+        a.len(),
+        m * k
+    );
+    assert!(
+        b.len() >= k * n,
+        "gemm: rhs holds {} values, needs {}",
+        b.len(),
+        k * n
+    );
+    assert!(
+        c.len() >= m * n,
+        "gemm: dst holds {} values, needs {}",
+        c.len(),
+        m * n
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -62,8 +77,16 @@ fn sgemm(
         return;
     }
     // (row stride, column stride) of op(a) and op(b).
-    let (a_rs, a_cs) = if trans_a { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if trans_b { (1, k as isize) } else { (n as isize, 1) };
+    let (a_rs, a_cs) = if trans_a {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (b_rs, b_cs) = if trans_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
     // SAFETY: the asserts above guarantee every index the strides reach is in bounds, and `c`
     // is exclusively borrowed and does not alias `a` or `b`.
     unsafe {
@@ -302,7 +325,18 @@ fn conv_forward_chunk(
             &cols[..rows * patch]
         };
         // y[rows, co] = cols[rows, patch] · w[co, patch]ᵀ
-        sgemm(rows, co, patch, a, false, w, true, yblk, false, Parallelism::None);
+        sgemm(
+            rows,
+            co,
+            patch,
+            a,
+            false,
+            w,
+            true,
+            yblk,
+            false,
+            Parallelism::None,
+        );
         let pblk = pre
             .as_deref_mut()
             .map(|p| &mut p[i0 * out_rows * co..(i0 * out_rows + rows) * co]);
@@ -374,16 +408,49 @@ fn conv_backward_chunk(
             &bufs.cols[..rows * patch]
         };
         // dw[co, patch] += dzᵀ · cols
-        sgemm(co, patch, rows, dz, true, cols, false, bufs.dw, true, Parallelism::None);
+        sgemm(
+            co,
+            patch,
+            rows,
+            dz,
+            true,
+            cols,
+            false,
+            bufs.dw,
+            true,
+            Parallelism::None,
+        );
         if let Some(dx) = dx.as_deref_mut() {
             let dxblk = &mut dx[i0 * in_img..(i0 + nb) * in_img];
             if is_pointwise(g) {
                 // dx[rows, c_in] += dz · w
-                sgemm(rows, patch, co, dz, false, w, false, dxblk, true, Parallelism::None);
+                sgemm(
+                    rows,
+                    patch,
+                    co,
+                    dz,
+                    false,
+                    w,
+                    false,
+                    dxblk,
+                    true,
+                    Parallelism::None,
+                );
             } else {
                 // dcols[rows, patch] = dz · w, then scatter back onto the image.
                 ensure(bufs.dcols, rows * patch);
-                sgemm(rows, patch, co, dz, false, w, false, bufs.dcols, false, Parallelism::None);
+                sgemm(
+                    rows,
+                    patch,
+                    co,
+                    dz,
+                    false,
+                    w,
+                    false,
+                    bufs.dcols,
+                    false,
+                    Parallelism::None,
+                );
                 col2im_add(dxblk, &bufs.dcols[..rows * patch], nb, g);
             }
         }
@@ -395,10 +462,16 @@ fn max_pool_image(y: &mut [f32], am: &mut [u32], x: &[f32], g: &PoolGeom) {
     let c = g.c;
     for oy in 0..g.oh {
         let y0 = (oy * g.stride) as isize - g.pad_top as isize;
-        let (ky0, ky1) = (y0.max(0) as usize, ((y0 + g.k as isize).min(g.h as isize)) as usize);
+        let (ky0, ky1) = (
+            y0.max(0) as usize,
+            ((y0 + g.k as isize).min(g.h as isize)) as usize,
+        );
         for ox in 0..g.ow {
             let x0 = (ox * g.stride) as isize - g.pad_left as isize;
-            let (kx0, kx1) = (x0.max(0) as usize, ((x0 + g.k as isize).min(g.w as isize)) as usize);
+            let (kx0, kx1) = (
+                x0.max(0) as usize,
+                ((x0 + g.k as isize).min(g.w as isize)) as usize,
+            );
             let o = (oy * g.ow + ox) * c;
             let (out, idx) = (&mut y[o..o + c], &mut am[o..o + c]);
             let first = (ky0 * g.w + kx0) * c;
@@ -420,16 +493,28 @@ fn max_pool_image(y: &mut [f32], am: &mut [u32], x: &[f32], g: &PoolGeom) {
     }
 }
 
-fn avg_pool_image(y: &mut [f32], x: Option<&[f32]>, dx: Option<&mut [f32]>, dy: &[f32], g: &PoolGeom) {
+fn avg_pool_image(
+    y: &mut [f32],
+    x: Option<&[f32]>,
+    dx: Option<&mut [f32]>,
+    dy: &[f32],
+    g: &PoolGeom,
+) {
     let c = g.c;
     let mut dx = dx;
     let mut y = Some(y);
     for oy in 0..g.oh {
         let y0 = (oy * g.stride) as isize - g.pad_top as isize;
-        let (ky0, ky1) = (y0.max(0) as usize, ((y0 + g.k as isize).min(g.h as isize)) as usize);
+        let (ky0, ky1) = (
+            y0.max(0) as usize,
+            ((y0 + g.k as isize).min(g.h as isize)) as usize,
+        );
         for ox in 0..g.ow {
             let x0 = (ox * g.stride) as isize - g.pad_left as isize;
-            let (kx0, kx1) = (x0.max(0) as usize, ((x0 + g.k as isize).min(g.w as isize)) as usize);
+            let (kx0, kx1) = (
+                x0.max(0) as usize,
+                ((x0 + g.k as isize).min(g.w as isize)) as usize,
+            );
             let inv = 1.0 / ((ky1 - ky0) * (kx1 - kx0)) as f32;
             let o = (oy * g.ow + ox) * c;
             if let (Some(x), Some(y)) = (x, y.as_deref_mut()) {
@@ -438,7 +523,9 @@ fn avg_pool_image(y: &mut [f32], x: Option<&[f32]>, dx: Option<&mut [f32]>, dy: 
                 for iy in ky0..ky1 {
                     for ix in kx0..kx1 {
                         let base = (iy * g.w + ix) * c;
-                        out.iter_mut().zip(&x[base..base + c]).for_each(|(a, v)| *a += v);
+                        out.iter_mut()
+                            .zip(&x[base..base + c])
+                            .for_each(|(a, v)| *a += v);
                     }
                 }
                 out.iter_mut().for_each(|a| *a *= inv);
@@ -513,7 +600,14 @@ impl Backend for Cpu {
         }
     }
 
-    fn activation_backward(&self, dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32], act: Activation) {
+    fn activation_backward(
+        &self,
+        dx: &mut [f32],
+        dy: &[f32],
+        x: &[f32],
+        y: &[f32],
+        act: Activation,
+    ) {
         let run = |dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]| {
             for (((d, &g), &i), &o) in dx.iter_mut().zip(dy).zip(x).zip(y) {
                 *d += g * act.derivative(i, o);
@@ -546,7 +640,11 @@ impl Backend for Cpu {
         let (in_img, out_img) = (g.h * g.w * g.c_in, g.oh * g.ow * g.c_out);
         assert_eq!(x.len(), g.n * in_img, "conv2d_forward: input length");
         assert_eq!(y.len(), g.n * out_img, "conv2d_forward: output length");
-        assert_eq!(w.len(), g.c_out * g.patch(), "conv2d_forward: kernel length");
+        assert_eq!(
+            w.len(),
+            g.c_out * g.patch(),
+            "conv2d_forward: kernel length"
+        );
         if chunks == 0 || out_img == 0 {
             return;
         }
@@ -584,7 +682,11 @@ impl Backend for Cpu {
         let (per, chunks) = batch_split(g.n);
         let (in_img, out_img) = (g.h * g.w * g.c_in, g.oh * g.ow * g.c_out);
         assert_eq!(x.len(), g.n * in_img, "conv2d_backward: input length");
-        assert_eq!(dy.len(), g.n * out_img, "conv2d_backward: output gradient length");
+        assert_eq!(
+            dy.len(),
+            g.n * out_img,
+            "conv2d_backward: output gradient length"
+        );
         if chunks == 0 || out_img == 0 {
             return;
         }
@@ -738,6 +840,9 @@ impl Backend for Cpu {
             }
         }
         sum_a.iter_mut().zip(&sa).for_each(|(o, v)| *o = *v as f32);
-        sum_ab.iter_mut().zip(&sab).for_each(|(o, v)| *o = *v as f32);
+        sum_ab
+            .iter_mut()
+            .zip(&sab)
+            .for_each(|(o, v)| *o = *v as f32);
     }
 }

@@ -140,7 +140,14 @@ pub trait Backend: Send + Sync {
     fn activation_forward(&self, y: &mut [f32], x: &[f32], act: Activation);
 
     /// `dx += dy * act'(x)` where `y = act(x)` (`x` is only read for activations that need it).
-    fn activation_backward(&self, dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32], act: Activation);
+    fn activation_backward(
+        &self,
+        dx: &mut [f32],
+        dy: &[f32],
+        x: &[f32],
+        y: &[f32],
+        act: Activation,
+    );
 
     /// `y = act(conv(x, w) + bias)`; `y: [n, oh, ow, c_out]`, `x: [n, h, w, c_in]`,
     /// `w: [c_out, kh, kw, c_in]`, `bias: [c_out]`. `pre`, when given, receives the

@@ -46,7 +46,10 @@ impl Layer for Add {
         _inputs: &[&Tensor],
     ) {
         for dx in dinputs.iter_mut().flatten() {
-            dx.data.iter_mut().zip(&dout.data).for_each(|(d, g)| *d += g);
+            dx.data
+                .iter_mut()
+                .zip(&dout.data)
+                .for_each(|(d, g)| *d += g);
         }
     }
 }

@@ -45,7 +45,10 @@ impl BatchNorm {
             channels,
             momentum: 0.99,
             eps: 1e-3,
-            gamma: Param::new("gamma", Tensor::from_vec(&[channels], vec![1.0; channels]).expect("len")),
+            gamma: Param::new(
+                "gamma",
+                Tensor::from_vec(&[channels], vec![1.0; channels]).expect("len"),
+            ),
             beta: Param::new("beta", Tensor::zeros(&[channels])),
             running_mean: Tensor::zeros(&[channels]),
             running_var: Tensor::from_vec(&[channels], vec![1.0; channels]).expect("len"),
@@ -196,6 +199,8 @@ impl Layer for BatchNorm {
     }
 
     fn macs_per_example(&self, inputs: &[Vec<usize>]) -> u64 {
-        inputs.first().map_or(0, |s| s.iter().product::<usize>() as u64)
+        inputs
+            .first()
+            .map_or(0, |s| s.iter().product::<usize>() as u64)
     }
 }

@@ -157,10 +157,7 @@ impl Layer for Conv2d {
         let x = inputs[0];
         let g = self.geom_of(x);
         let dx = dinputs[0].as_deref_mut().map(|t| &mut t.data[..]);
-        let pre = self
-            .activation
-            .needs_input()
-            .then_some(&self.pre.data[..]);
+        let pre = self.activation.needs_input().then_some(&self.pre.data[..]);
         self.backend.conv2d_backward(
             dx,
             &mut self.weight.grad.data,

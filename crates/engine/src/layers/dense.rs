@@ -25,7 +25,13 @@ pub struct Dense {
 }
 
 impl Dense {
-    pub fn new(inputs: usize, outputs: usize, bias: bool, activation: Activation, seed: u64) -> Dense {
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+        activation: Activation,
+        seed: u64,
+    ) -> Dense {
         let w = glorot_uniform(inputs * outputs, inputs, outputs, seed);
         Dense {
             inputs,
@@ -74,8 +80,17 @@ impl Layer for Dense {
         let (n, din, dout) = (x.batch(), self.inputs, self.outputs);
         out.resize(&[n, dout]);
         // y[n, out] = x[n, in] · w[in, out]
-        self.backend
-            .gemm(n, dout, din, &x.data, false, &self.weight.value.data, false, &mut out.data, false);
+        self.backend.gemm(
+            n,
+            dout,
+            din,
+            &x.data,
+            false,
+            &self.weight.value.data,
+            false,
+            &mut out.data,
+            false,
+        );
         let pre = if self.activation.needs_input() {
             self.pre.resize(&out.shape);
             Some(&mut self.pre.data[..])
@@ -102,9 +117,18 @@ impl Layer for Dense {
         } else {
             self.dz.resize(&dout.shape);
             self.dz.fill(0.0);
-            let pre = if self.activation.needs_input() { &self.pre.data } else { &out.data };
-            self.backend
-                .activation_backward(&mut self.dz.data, &dout.data, pre, &out.data, self.activation);
+            let pre = if self.activation.needs_input() {
+                &self.pre.data
+            } else {
+                &out.data
+            };
+            self.backend.activation_backward(
+                &mut self.dz.data,
+                &dout.data,
+                pre,
+                &out.data,
+                self.activation,
+            );
             &self.dz.data
         };
         // db[out] += Σ_n dz
@@ -114,12 +138,30 @@ impl Layer for Dense {
             }
         }
         // dw[in, out] += xᵀ · dz
-        self.backend
-            .gemm(din, dn, n, &x.data, true, dz, false, &mut self.weight.grad.data, true);
+        self.backend.gemm(
+            din,
+            dn,
+            n,
+            &x.data,
+            true,
+            dz,
+            false,
+            &mut self.weight.grad.data,
+            true,
+        );
         // dx[n, in] += dz · wᵀ
         if let Some(dx) = dinputs[0].as_deref_mut() {
-            self.backend
-                .gemm(n, din, dn, dz, false, &self.weight.value.data, true, &mut dx.data, true);
+            self.backend.gemm(
+                n,
+                din,
+                dn,
+                dz,
+                false,
+                &self.weight.value.data,
+                true,
+                &mut dx.data,
+                true,
+            );
         }
     }
 

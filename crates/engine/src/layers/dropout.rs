@@ -87,7 +87,10 @@ impl Layer for Dropout {
             return;
         };
         if self.mask.is_empty() {
-            dx.data.iter_mut().zip(&dout.data).for_each(|(d, g)| *d += g);
+            dx.data
+                .iter_mut()
+                .zip(&dout.data)
+                .for_each(|(d, g)| *d += g);
         } else {
             for ((d, &g), &m) in dx.data.iter_mut().zip(&dout.data).zip(&self.mask) {
                 *d += g * m;

@@ -38,7 +38,10 @@ impl Layer for Flatten {
         _inputs: &[&Tensor],
     ) {
         if let Some(dx) = dinputs[0].as_deref_mut() {
-            dx.data.iter_mut().zip(&dout.data).for_each(|(d, g)| *d += g);
+            dx.data
+                .iter_mut()
+                .zip(&dout.data)
+                .for_each(|(d, g)| *d += g);
         }
     }
 }

@@ -35,7 +35,11 @@ impl Layer for GlobalAvgPool {
         let hw = x.shape[1] * x.shape[2];
         out.resize(&[n, c]);
         let inv = 1.0 / hw as f32;
-        for (y, img) in out.data.chunks_exact_mut(c).zip(x.data.chunks_exact(hw * c)) {
+        for (y, img) in out
+            .data
+            .chunks_exact_mut(c)
+            .zip(x.data.chunks_exact(hw * c))
+        {
             y.fill(0.0);
             for px in img.chunks_exact(c) {
                 y.iter_mut().zip(px).for_each(|(a, v)| *a += v);
@@ -56,7 +60,11 @@ impl Layer for GlobalAvgPool {
         let hw = x.shape[1] * x.shape[2];
         let inv = 1.0 / hw as f32;
         if let Some(dx) = dinputs[0].as_deref_mut() {
-            for (dy, dimg) in dout.data.chunks_exact(c).zip(dx.data.chunks_exact_mut(hw * c)) {
+            for (dy, dimg) in dout
+                .data
+                .chunks_exact(c)
+                .zip(dx.data.chunks_exact_mut(hw * c))
+            {
                 for px in dimg.chunks_exact_mut(c) {
                     px.iter_mut().zip(dy).for_each(|(d, g)| *d += g * inv);
                 }

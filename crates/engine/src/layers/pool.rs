@@ -46,8 +46,15 @@ fn pool_geom(
 }
 
 fn geom_of(kind: &str, k: usize, stride: usize, padding: Padding, x: &Tensor) -> PoolGeom {
-    pool_geom(kind, k, stride, padding, x.shape[0], (x.shape[1], x.shape[2], x.shape[3]))
-        .expect("pooling: shapes were checked when the network was built")
+    pool_geom(
+        kind,
+        k,
+        stride,
+        padding,
+        x.shape[0],
+        (x.shape[1], x.shape[2], x.shape[3]),
+    )
+    .expect("pooling: shapes were checked when the network was built")
 }
 
 /// Max pooling with a `k`×`k` window.
