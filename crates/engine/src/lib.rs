@@ -9,6 +9,7 @@ mod layer;
 pub mod layers;
 mod loss;
 mod network;
+pub mod optim;
 pub mod rng;
 mod tensor;
 
@@ -23,4 +24,7 @@ pub use loss::{argmax_rows, count_correct, softmax, softmax_cross_entropy};
 pub use error::EngineError;
 pub use layer::{Layer, Mode, Param};
 pub use network::{Network, Node};
+pub use optim::{
+    clip_grad_norm, clip_grad_value, grad_norm, Optimizer, OptimizerConfig, OptimizerState,
+};
 pub use tensor::Tensor;
