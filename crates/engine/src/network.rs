@@ -6,6 +6,7 @@
 //! same loop reversed. All activation and gradient buffers live here and are reused every step.
 
 use crate::{EngineError, Layer, Mode, Param, Tensor};
+use std::time::{Duration, Instant};
 
 pub struct Node {
     pub name: String,
@@ -21,6 +22,8 @@ pub struct Network {
     shapes: Vec<Vec<usize>>,
     acts: Vec<Tensor>,
     grads: Vec<Tensor>,
+    /// Accumulated (forward, backward) time per node while timing is on.
+    timings: Option<Vec<(Duration, Duration)>>,
 }
 
 impl Network {
@@ -32,6 +35,7 @@ impl Network {
             shapes: vec![input_shape.to_vec()],
             acts: vec![Tensor::default()],
             grads: vec![Tensor::default()],
+            timings: None,
         }
     }
 
@@ -70,6 +74,9 @@ impl Network {
         self.shapes.push(out_shape);
         self.acts.push(Tensor::default());
         self.grads.push(Tensor::default());
+        if let Some(t) = &mut self.timings {
+            t.push(Default::default());
+        }
         self.nodes.push(Node {
             name,
             layer,
@@ -108,7 +115,11 @@ impl Network {
             // The output slot i + 1 is always after every input slot, so split there.
             let (before, after) = self.acts.split_at_mut(i + 1);
             let inputs: Vec<&Tensor> = node.inputs.iter().map(|&s| &before[s]).collect();
+            let start = self.timings.is_some().then(Instant::now);
             node.layer.forward(&mut after[0], &inputs, mode);
+            if let (Some(t), Some(start)) = (&mut self.timings, start) {
+                t[i].0 += start.elapsed();
+            }
         }
         &self.acts[self.output_slot()]
     }
@@ -131,9 +142,31 @@ impl Network {
             let (before, after) = self.acts.split_at(i + 1);
             let inputs: Vec<&Tensor> = node.inputs.iter().map(|&s| &before[s]).collect();
             let mut dinputs = borrow_grads(&mut self.grads, &node.inputs);
+            let start = self.timings.is_some().then(Instant::now);
             node.layer.backward(&mut dinputs, &dout, &after[0], &inputs);
+            if let (Some(t), Some(start)) = (&mut self.timings, start) {
+                t[i].1 += start.elapsed();
+            }
             drop(dinputs);
             self.grads[i + 1] = dout;
+        }
+    }
+
+    /// Turns per-node timing on (resetting the totals) or off. Costs two clock reads per node.
+    pub fn set_timing(&mut self, on: bool) {
+        self.timings = on.then(|| vec![Default::default(); self.nodes.len()]);
+    }
+
+    /// Accumulated `(node name, forward time, backward time)` since timing was turned on.
+    pub fn timings(&self) -> Vec<(&str, Duration, Duration)> {
+        match &self.timings {
+            Some(t) => self
+                .nodes
+                .iter()
+                .zip(t)
+                .map(|(n, &(f, b))| (n.name.as_str(), f, b))
+                .collect(),
+            None => Vec::new(),
         }
     }
 

@@ -350,7 +350,7 @@ fn dropout_with_fixed_mask() {
     check(
         "dropout",
         &mut d,
-        &[x.clone()],
+        std::slice::from_ref(&x),
         Mode::Train,
         |d: &mut Dropout| d.set_step(0),
     )
@@ -424,8 +424,87 @@ impl Layer for Broken {
 fn wrong_gradient_is_caught() {
     let x = random(&[3, 6], 2);
     let mut good = Dense::new(6, 4, true, Activation::Tanh, 1);
-    assert!(check("good", &mut good, &[x.clone()], Mode::Train, |_| {}).is_ok());
+    assert!(check(
+        "good",
+        &mut good,
+        std::slice::from_ref(&x),
+        Mode::Train,
+        |_| {}
+    )
+    .is_ok());
     let mut bad = Broken(Dense::new(6, 4, true, Activation::Tanh, 1));
     let err = check("broken", &mut bad, &[x], Mode::Train, |_| {}).unwrap_err();
     assert!(err.contains("relative gradient error"), "{err}");
+}
+
+#[test]
+fn conv2d_wide_outputs() {
+    // Output channel counts in blocks of 8 and 32, as real networks use.
+    let cases = [
+        (
+            "3x3 valid relu 8",
+            1,
+            8,
+            3,
+            1,
+            Padding::Valid,
+            Activation::Relu,
+        ),
+        (
+            "3x3 same s2 gelu 32",
+            2,
+            32,
+            3,
+            2,
+            Padding::Same,
+            Activation::Gelu,
+        ),
+        (
+            "5x5 same tanh 16",
+            1,
+            16,
+            5,
+            1,
+            Padding::Same,
+            Activation::Tanh,
+        ),
+    ];
+    for (name, cin, cout, k, s, p, a) in cases {
+        ok(
+            name,
+            Conv2d::new(cin, cout, k, k, s, p, true, a, 9),
+            &[&[3, 7, 6, cin]],
+        );
+    }
+}
+
+#[test]
+fn conv2d_weight_gradient_same_with_and_without_dx() {
+    // The first layer skips dx (its dinputs entry is None): the weight gradient must not change.
+    for (cin, cout, act) in [
+        (1, 32, Activation::Relu),
+        (3, 4, Activation::Elu(1.0)),
+        (2, 8, Activation::Linear),
+    ] {
+        let x = random(&[5, 9, 9, cin], 4);
+        let mut conv = Conv2d::new(cin, cout, 3, 3, 1, Padding::Same, true, act, 2);
+        let mut y = Tensor::default();
+        conv.forward(&mut y, &[&x], Mode::Train);
+        let dy = random(&y.shape, 5);
+        let mut dx = Tensor::zeros(&x.shape);
+        conv.backward(&mut [Some(&mut dx)], &dy, &y, &[&x]);
+        let with: Vec<Vec<f32>> = conv.params().iter().map(|p| p.grad.data.clone()).collect();
+        for p in conv.params_mut() {
+            p.grad.fill(0.0);
+        }
+        conv.backward(&mut [None], &dy, &y, &[&x]);
+        for (a, p) in with.iter().zip(conv.params()) {
+            let err = a
+                .iter()
+                .zip(&p.grad.data)
+                .fold(0f32, |m, (u, v)| m.max((u - v).abs()));
+            let scale = a.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            assert!(err / scale < 1e-5, "{}: {err} vs scale {scale}", p.name);
+        }
+    }
 }

@@ -14,7 +14,15 @@ pub struct Cpu;
 
 /// Target im2col rows per GEMM call inside one thread: keeps the column buffer and the output
 /// block in L2 while giving the GEMM a long enough reduction for the weight gradient.
-const TARGET_ROWS: usize = 512;
+fn target_rows() -> usize {
+    static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(|| {
+        std::env::var("MODELSMITH_CONV_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(512)
+    })
+}
 
 /// Below this many multiply-adds a GEMM runs on one thread.
 const PARALLEL_GEMM_MACS: usize = 1 << 18;
@@ -143,14 +151,12 @@ fn bias_act_rows(
     act: Activation,
 ) {
     if let Some(pre) = pre {
-        for ((row, prow), _) in y
+        for (row, prow) in y
             .chunks_exact_mut(channels)
             .zip(pre.chunks_exact_mut(channels))
-            .zip(0..)
         {
-            match bias {
-                Some(b) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
-                None => {}
+            if let Some(b) = bias {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
             }
             prow.copy_from_slice(row);
             row.iter_mut().for_each(|v| *v = act.apply(*v));
@@ -287,7 +293,7 @@ fn ensure(buf: &mut Vec<f32>, len: usize) {
 
 /// Images per GEMM block inside one thread.
 fn micro_batch(g: &ConvGeom) -> usize {
-    (TARGET_ROWS / (g.oh * g.ow).max(1)).max(1)
+    (target_rows() / (g.oh * g.ow).max(1)).max(1)
 }
 
 /// Whether im2col is the identity (1x1, stride 1, no padding): the input rows are the columns.
@@ -474,18 +480,29 @@ fn max_pool_image(y: &mut [f32], am: &mut [u32], x: &[f32], g: &PoolGeom) {
             );
             let o = (oy * g.ow + ox) * c;
             let (out, idx) = (&mut y[o..o + c], &mut am[o..o + c]);
+            // Pass 1: the maximum (a plain vector max over the window).
             let first = (ky0 * g.w + kx0) * c;
             out.copy_from_slice(&x[first..first + c]);
-            idx.iter_mut().zip(first as u32..).for_each(|(i, v)| *i = v);
             for iy in ky0..ky1 {
                 for ix in kx0..kx1 {
                     let base = (iy * g.w + ix) * c;
+                    for (o, &v) in out.iter_mut().zip(&x[base..base + c]) {
+                        *o = if v > *o { v } else { *o };
+                    }
+                }
+            }
+            // Pass 2: where it was, scanning the window backwards so the first maximum wins.
+            for iy in (ky0..ky1).rev() {
+                for ix in (kx0..kx1).rev() {
+                    let base = (iy * g.w + ix) * c;
                     let src = &x[base..base + c];
-                    for ch in 0..c {
-                        if src[ch] > out[ch] {
-                            out[ch] = src[ch];
-                            idx[ch] = (base + ch) as u32;
-                        }
+                    let b = base as u32;
+                    for (k, ((i, &v), &m)) in
+                        (b..b + c as u32).zip(idx.iter_mut().zip(src).zip(out.iter()))
+                    {
+                        // Branch-free: equal-to-max lanes take this position.
+                        let eq = (v == m) as u32;
+                        *i = eq * k + (1 - eq) * *i;
                     }
                 }
             }
