@@ -1,1 +1,60 @@
-fn main() {}
+//! The `modelsmith` binary: parses the command line, calls the library, prints.
+//!
+//! Exit codes: 0 success; 1 a run that failed (e.g. training diverged, a file could not be
+//! written); 2 bad input (flags, configs, data or model files), reported as one line.
+
+mod commands;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "modelsmith",
+    version,
+    about = "Train, optimize and deploy neural networks automatically",
+    after_help = "Quick start: `modelsmith train` trains the seed CNN on the bundled MNIST digits."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model and save it as a folder (model.json + weights.safetensors).
+    Train(commands::train::TrainArgs),
+    /// Evaluate a saved model on a data set's test split.
+    Evaluate(commands::evaluate::EvaluateArgs),
+    /// Classify images (PNG/JPEG) or CSV rows with a saved model.
+    Predict(commands::predict::PredictArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MODELSMITH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => commands::train::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&format!("{err:#}")));
+            ExitCode::from(commands::exit_code(&err))
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,13 @@
+//! Modelsmith: train, optimize and deploy neural networks automatically.
+//!
+//! The library behind the `modelsmith` binary. [`data`] loads data sets, [`model`] describes
+//! architectures as data ([`model::ModelSpec`]) and saves trained models, [`train`] runs the
+//! training loop. The numeric work happens in the `modelsmith-engine` crate.
+
+pub mod data;
+mod error;
+pub mod model;
+pub mod predict;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,42 @@
+//! One module per subcommand: each turns its arguments into library calls and prints results.
+
+pub mod evaluate;
+pub mod predict;
+pub mod train;
+
+use modelsmith::data::DataError;
+use modelsmith::model::ModelError;
+
+/// A problem with what the user gave us, found by the CLI itself.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// 2 for bad input (flags, configs, data or model files), 1 for everything else.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let bad_input = err.chain().any(|cause| {
+        cause.is::<BadInput>()
+            || cause.is::<DataError>()
+            || cause.is::<ModelError>()
+            || cause
+                .downcast_ref::<modelsmith::Error>()
+                .is_some_and(modelsmith::Error::is_bad_input)
+    });
+    if bad_input {
+        2
+    } else {
+        1
+    }
+}
+
+/// Prints `value` as one JSON object on stdout (for `--json`).
+pub fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(value).expect("serializable"));
+}

@@ -1,0 +1,164 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use modelsmith::data::{load, Augment, LoadOptions};
+use modelsmith::train::{train, TrainConfig};
+
+use super::{print_json, BadInput};
+use crate::progress::ProgressReporter;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Data SPEC: digits (bundled), fashion-mnist, idx:DIR, csv:FILE, images:DIR.
+    #[arg(long)]
+    data: Option<String>,
+    /// Target column for csv: data.
+    #[arg(long)]
+    target: Option<String>,
+    /// seed-cnn, mlp, or a model spec file (.json or .toml).
+    #[arg(long)]
+    model: Option<String>,
+    /// TOML file with any of the training settings; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<u32>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// sgd, adam, adamw, rmsprop or adagrad.
+    #[arg(long)]
+    optimizer: Option<String>,
+    #[arg(long)]
+    lr: Option<f32>,
+    #[arg(long)]
+    momentum: Option<f32>,
+    #[arg(long)]
+    nesterov: bool,
+    /// Keras legacy decay: lr / (1 + decay * step).
+    #[arg(long)]
+    decay: Option<f32>,
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Early-stopping patience in epochs (0 disables early stopping).
+    #[arg(long)]
+    patience: Option<u32>,
+    /// Fraction of the training data held out for validation.
+    #[arg(long)]
+    validation_split: Option<f32>,
+    /// On-the-fly augmentation: rotation up to 10 degrees and shifts up to 10%.
+    #[arg(long)]
+    augment: bool,
+    #[arg(long)]
+    clip_norm: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output model folder.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Print one JSON object with the results on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TrainArgs {
+    /// The config file (if any) with the flags applied on top.
+    fn config(&self) -> Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => TrainConfig::from_toml_file(path)?,
+            None => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($field:ident) => {
+                if let Some(v) = &self.$field {
+                    c.$field = v.clone();
+                }
+            };
+        }
+        set!(data);
+        set!(model);
+        set!(epochs);
+        set!(batch_size);
+        set!(optimizer);
+        set!(lr);
+        set!(decay);
+        set!(validation_split);
+        set!(seed);
+        if self.target.is_some() {
+            c.target = self.target.clone();
+        }
+        if self.momentum.is_some() {
+            c.momentum = self.momentum;
+        }
+        if self.weight_decay.is_some() {
+            c.weight_decay = self.weight_decay;
+        }
+        if self.clip_norm.is_some() {
+            c.clip_norm = self.clip_norm;
+        }
+        if self.nesterov {
+            c.nesterov = true;
+        }
+        if let Some(p) = self.patience {
+            c.early_stopping.patience = p;
+        }
+        if self.augment {
+            c.augment = Augment::light();
+        }
+        Ok(c)
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    if let Some(n) = args.threads {
+        if n == 0 {
+            return Err(BadInput("--threads must be at least 1".into()).into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
+    }
+    let config = args.config()?;
+    config.validate()?;
+    let data = load(
+        &config.data,
+        &LoadOptions {
+            target: config.target.clone(),
+            seed: config.seed,
+            ..LoadOptions::default()
+        },
+    )?;
+    let mut progress = ProgressReporter::new(!args.json);
+    let report = train(&config, &data, &args.out, args.resume, &mut progress)?;
+    progress.finish();
+    eprintln!(
+        "test accuracy {:.2}%  test loss {:.4}  epochs {}{}  {:.1}s  {:.0} img/s  params {}",
+        report.test_accuracy * 100.0,
+        report.test_loss,
+        report.epochs_run,
+        if report.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+        report.train_seconds,
+        report.images_per_second,
+        report.params
+    );
+    eprintln!(
+        "saved {}  (next: modelsmith evaluate --model {} --data {})",
+        args.out.display(),
+        args.out.display(),
+        config.data
+    );
+    if args.json {
+        print_json(&report);
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Progress on stderr: a bar per epoch with loss, accuracy and images/s, then one summary line
+//! per epoch (kept in logs even when stderr is not a terminal).
+
+use indicatif::{ProgressBar, ProgressStyle};
+use modelsmith::train::{EpochMetrics, StartInfo, TrainObserver};
+
+pub struct ProgressReporter {
+    enabled: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl ProgressReporter {
+    pub fn new(enabled: bool) -> ProgressReporter {
+        ProgressReporter { enabled, bar: None }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl TrainObserver for ProgressReporter {
+    fn on_start(&mut self, info: &StartInfo) {
+        if self.enabled {
+            self.say(&format!(
+                "model: {} params, {:.1} MFLOPs/example; {} training and {} validation examples",
+                info.params,
+                2.0 * info.macs_per_example as f64 / 1e6,
+                info.train_examples,
+                info.val_examples
+            ));
+        }
+    }
+
+    fn on_epoch_start(&mut self, epoch: u32, epochs: u32, batches: usize) {
+        if !self.enabled {
+            return;
+        }
+        let bar = ProgressBar::new(batches as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{epochs}"));
+        self.bar = Some(bar);
+    }
+
+    fn on_batch(&mut self, batch: usize, loss: f32, accuracy: f32, images_per_second: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(batch as u64);
+            if batch % 20 == 0 {
+                bar.set_message(format!(
+                    "loss {loss:.4} acc {:.2}% {images_per_second:.0} img/s",
+                    accuracy * 100.0
+                ));
+            }
+        }
+    }
+
+    fn on_epoch_end(&mut self, m: &EpochMetrics) {
+        self.finish();
+        if !self.enabled {
+            return;
+        }
+        let val = match (m.val_loss, m.val_accuracy) {
+            (Some(l), Some(a)) => format!("  val_loss {l:.4}  val_acc {:.2}%", a * 100.0),
+            _ => String::new(),
+        };
+        self.say(&format!(
+            "epoch {:>3}  loss {:.4}  acc {:.2}%{val}  lr {:.3e}  batch {}  {:.1}s  {:.0} img/s",
+            m.epoch,
+            m.loss,
+            m.accuracy * 100.0,
+            m.lr,
+            m.batch_size,
+            m.seconds,
+            m.images_per_second
+        ));
+    }
+
+    fn on_message(&mut self, message: &str) {
+        if self.enabled {
+            self.say(message);
+        }
+    }
+}

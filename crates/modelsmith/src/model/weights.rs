@@ -1,0 +1,218 @@
+//! Network weights in safetensors: every parameter and buffer under its full name
+//! (`<layer>.<param>`), so checkpoints, exported weights and ONNX initializers agree.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use modelsmith_engine::Network;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+
+use super::ModelError;
+
+/// Serializes all parameters and buffers of `net` (plus any `extra` named tensors, e.g. optimizer
+/// state in a checkpoint) to safetensors bytes.
+pub fn weights_to_bytes(net: &Network, extra: &[(String, Vec<usize>, &[f32])]) -> Vec<u8> {
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, p) in net.params() {
+        named.push((name, p.value.shape.clone(), le_bytes(&p.value.data)));
+    }
+    for (name, t) in net.buffers() {
+        named.push((name, t.shape.clone(), le_bytes(&t.data)));
+    }
+    for (name, shape, data) in extra {
+        named.push((name.clone(), shape.clone(), le_bytes(data)));
+    }
+    let views: Vec<(String, TensorView)> = named
+        .iter()
+        .map(|(n, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("consistent sizes");
+            (n.clone(), view)
+        })
+        .collect();
+    safetensors::serialize(views, &None).expect("serializing in-memory tensors cannot fail")
+}
+
+fn le_bytes(data: &[f32]) -> Vec<u8> {
+    data.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Writes the weights to `path` atomically (temporary file, then rename), so a crash never leaves
+/// a half-written file behind.
+pub fn write_weights_file(
+    path: &Path,
+    net: &Network,
+    extra: &[(String, Vec<usize>, &[f32])],
+) -> Result<(), ModelError> {
+    write_atomic(path, &weights_to_bytes(net, extra))
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| ModelError::file(path, format!("cannot write: {e}")))
+}
+
+/// Reads every tensor of a safetensors file as f32 values with shapes.
+pub fn read_weights_file(
+    path: &Path,
+) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>, ModelError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ModelError::file(path, format!("cannot read: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| ModelError::file(path, format!("not a valid safetensors file: {e}")))?;
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(ModelError::file(
+                path,
+                format!("tensor '{name}' has dtype {:?}, expected F32", view.dtype()),
+            ));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.insert(name, (view.shape().to_vec(), values));
+    }
+    Ok(out)
+}
+
+/// Copies tensors into `net`'s parameters and buffers, checking that every one is present with
+/// the right shape.
+pub fn load_weights(
+    net: &mut Network,
+    tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    source: &Path,
+) -> Result<(), ModelError> {
+    let mut targets: Vec<(String, &mut modelsmith_engine::Tensor)> = Vec::new();
+    for (name, p) in net.params_mut() {
+        targets.push((name, &mut p.value));
+    }
+    // Buffers are borrowed after params are done: collect names first to keep borrows simple.
+    for (name, t) in targets {
+        copy_into(name, t, tensors, source)?;
+    }
+    for (name, t) in net.buffers_mut() {
+        copy_into(name, t, tensors, source)?;
+    }
+    Ok(())
+}
+
+fn copy_into(
+    name: String,
+    target: &mut modelsmith_engine::Tensor,
+    tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    source: &Path,
+) -> Result<(), ModelError> {
+    let (shape, values) = tensors.get(&name).ok_or_else(|| {
+        ModelError::file(
+            source,
+            format!("tensor '{name}' is missing (does the weights file match model.json?)"),
+        )
+    })?;
+    if *shape != target.shape {
+        return Err(ModelError::file(
+            source,
+            format!(
+                "tensor '{name}' has shape {shape:?}, the model expects {:?}",
+                target.shape
+            ),
+        ));
+    }
+    target.data.copy_from_slice(values);
+    Ok(())
+}
+
+/// An in-memory copy of all parameters and buffers, for restoring the best epoch's weights.
+#[derive(Clone, Debug, Default)]
+pub struct WeightSnapshot {
+    values: Vec<Vec<f32>>,
+}
+
+impl WeightSnapshot {
+    pub fn take(net: &Network) -> WeightSnapshot {
+        let mut values: Vec<Vec<f32>> = net
+            .params()
+            .iter()
+            .map(|(_, p)| p.value.data.clone())
+            .collect();
+        values.extend(net.buffers().iter().map(|(_, t)| t.data.clone()));
+        WeightSnapshot { values }
+    }
+
+    /// Overwrites `snapshot` in place (no allocation once sizes are known).
+    pub fn update(&mut self, net: &Network) {
+        if self.values.is_empty() {
+            *self = WeightSnapshot::take(net);
+            return;
+        }
+        let sources = net
+            .params()
+            .into_iter()
+            .map(|(_, p)| &p.value.data)
+            .chain(net.buffers().into_iter().map(|(_, t)| &t.data));
+        for (dst, src) in self.values.iter_mut().zip(sources) {
+            dst.copy_from_slice(src);
+        }
+    }
+
+    pub fn restore(&self, net: &mut Network) {
+        let mut values = self.values.iter();
+        for (_, p) in net.params_mut() {
+            p.value
+                .data
+                .copy_from_slice(values.next().expect("same network"));
+        }
+        for (_, t) in net.buffers_mut() {
+            t.data.copy_from_slice(values.next().expect("same network"));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The snapshot's values under the network's tensor names (empty when nothing was taken).
+    pub fn named<'a>(&'a self, net: &Network) -> Vec<(String, &'a [f32])> {
+        let names = net
+            .params()
+            .into_iter()
+            .map(|(n, _)| n)
+            .chain(net.buffers().into_iter().map(|(n, _)| n));
+        names
+            .zip(&self.values)
+            .map(|(n, v)| (n, v.as_slice()))
+            .collect()
+    }
+
+    /// Rebuilds a snapshot from named values, checking each against `net`.
+    pub fn from_named(
+        net: &Network,
+        tensors: &[(String, Vec<f32>)],
+    ) -> Result<WeightSnapshot, String> {
+        let lookup: HashMap<&str, &Vec<f32>> =
+            tensors.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let expected = net
+            .params()
+            .into_iter()
+            .map(|(n, p)| (n, p.value.len()))
+            .chain(net.buffers().into_iter().map(|(n, t)| (n, t.len())));
+        let mut values = Vec::new();
+        for (name, len) in expected {
+            let v = lookup
+                .get(name.as_str())
+                .ok_or_else(|| format!("best weights: tensor '{name}' is missing"))?;
+            if v.len() != len {
+                return Err(format!(
+                    "best weights: tensor '{name}' has {} values, expected {len}",
+                    v.len()
+                ));
+            }
+            values.push((*v).clone());
+        }
+        Ok(WeightSnapshot { values })
+    }
+}

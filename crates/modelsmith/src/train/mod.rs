@@ -1,0 +1,14 @@
+//! Training: the configuration, the loop, optimizers' schedules, early stopping, dynamic batch
+//! size, checkpoints and metrics.
+
+pub mod batch_schedule;
+mod checkpoint;
+mod config;
+pub mod early_stopping;
+mod observer;
+pub mod schedule;
+mod trainer;
+
+pub use config::{TrainConfig, OPTIMIZERS};
+pub use observer::{EpochMetrics, Silent, StartInfo, TrainObserver};
+pub use trainer::{evaluate, train, TrainReport};

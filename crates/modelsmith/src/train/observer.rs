@@ -1,0 +1,47 @@
+//! Progress callbacks: the trainer reports, the caller (CLI progress bars, a search's pruner)
+//! decides what to do with it.
+
+use serde::{Deserialize, Serialize};
+
+/// One epoch's figures, as written to `metrics.jsonl`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    pub loss: f32,
+    pub accuracy: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f32>,
+    pub lr: f32,
+    pub batch_size: usize,
+    /// Wall seconds for the epoch's training steps (validation excluded).
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// What the trainer knows before the first step.
+#[derive(Clone, Debug)]
+pub struct StartInfo {
+    pub params: usize,
+    pub macs_per_example: u64,
+    pub train_examples: usize,
+    pub val_examples: usize,
+    pub epochs: u32,
+    /// First epoch to run (1 unless resuming).
+    pub first_epoch: u32,
+}
+
+pub trait TrainObserver {
+    fn on_start(&mut self, _info: &StartInfo) {}
+    fn on_epoch_start(&mut self, _epoch: u32, _epochs: u32, _batches: usize) {}
+    /// After each step: running mean loss and accuracy of the epoch so far.
+    fn on_batch(&mut self, _batch: usize, _loss: f32, _accuracy: f32, _images_per_second: f64) {}
+    fn on_epoch_end(&mut self, _metrics: &EpochMetrics) {}
+    /// A notable event (early stop, learning-rate reduction, batch growth, resume).
+    fn on_message(&mut self, _message: &str) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+impl TrainObserver for Silent {}

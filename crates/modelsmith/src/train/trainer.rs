@@ -1,0 +1,332 @@
+//! The training loop, top to bottom: split off validation, build the network, then per epoch
+//! shuffle, augment, step, validate, log, checkpoint and decide (early stopping, plateaus,
+//! batch growth); finally restore the best weights, test once and save the model folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use modelsmith_engine::optim::{clip_grad_norm, clip_grad_value, Optimizer};
+use modelsmith_engine::{softmax_cross_entropy, Mode, Network, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::batch_schedule::BatchSizer;
+use super::checkpoint::{self, Checkpoint};
+use super::early_stopping::{EarlyStopper, Monitor};
+use super::observer::{EpochMetrics, StartInfo, TrainObserver};
+use super::schedule::LrScheduler;
+use super::TrainConfig;
+use crate::data::{Dataset, LoadedData};
+use crate::model::{
+    build_network, save_model, ModelMeta, ModelSpec, WeightSnapshot, MODEL_FORMAT_VERSION,
+};
+use crate::{Error, Result};
+
+/// Examples per forward pass when evaluating (no gradients, so larger than training batches).
+const EVAL_BATCH: usize = 256;
+
+/// What `train` returns (and `--json` prints).
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    pub test_accuracy: f32,
+    pub test_loss: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f32>,
+    pub epochs_run: u32,
+    pub best_epoch: u32,
+    pub stopped_early: bool,
+    pub train_seconds: f64,
+    pub images_per_second: f64,
+    pub params: usize,
+    pub macs_per_example: u64,
+    pub out: PathBuf,
+}
+
+/// Trains `config.model` on `data` and saves the model folder to `out` (with `metrics.jsonl`
+/// and a per-epoch checkpoint). With `resume`, continues from the checkpoint in `out`.
+pub fn train(
+    config: &TrainConfig,
+    data: &LoadedData,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainReport> {
+    config.validate()?;
+    let num_classes = data.train.num_classes.max(data.test.num_classes);
+    let (train_set, val_set) = if config.validation_split > 0.0 {
+        data.train.split(config.validation_split, config.seed)
+    } else {
+        (data.train.clone(), data.train.subset(&[]))
+    };
+    if train_set.is_empty() {
+        return Err(Error::Config(format!(
+            "data '{}': no training examples left after the validation split",
+            data.info.spec
+        )));
+    }
+    let spec = ModelSpec::resolve(&config.model, num_classes)?;
+    let mut net = build_network(&spec, &train_set.shape, num_classes, config.seed)?;
+    let mut optimizer = Optimizer::new(config.optimizer_config());
+    let mut batch_sizer = BatchSizer::new(config.batch_schedule.clone(), config.batch_size);
+    let steps_per_epoch = train_set.len().div_ceil(config.batch_size) as u64;
+    let mut scheduler = LrScheduler::new(
+        config.effective_schedule(),
+        config.lr,
+        steps_per_epoch * config.epochs as u64,
+        steps_per_epoch,
+    );
+    let mut stopper = EarlyStopper::new(config.early_stopping.clone());
+    let mut best = WeightSnapshot::default();
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut step: u64 = 0;
+    let mut first_epoch = 1;
+    let mut stopped_early = false;
+
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::io(out, format!("cannot create folder: {e}")))?;
+    let metrics_path = out.join("metrics.jsonl");
+    if resume {
+        let ckpt = Checkpoint::load(out, config, &mut net, &mut optimizer, &mut best)?;
+        step = ckpt.step;
+        first_epoch = ckpt.epoch + 1;
+        stopped_early = ckpt.stopped_early;
+        scheduler = ckpt.scheduler;
+        stopper = ckpt.stopper;
+        batch_sizer = ckpt.batch_sizer;
+        history = ckpt.history;
+        // `epochs` may have been raised: schedules that depend on the run's length follow it.
+        scheduler.set_total_steps(steps_per_epoch * config.epochs as u64);
+        observer.on_message(&format!("resuming after epoch {}", ckpt.epoch));
+        // Drop metric lines written after the checkpoint (a crash between the two writes).
+        checkpoint::write_metrics(&metrics_path, &history)?;
+    } else {
+        checkpoint::write_metrics(&metrics_path, &[])?;
+    }
+
+    observer.on_start(&StartInfo {
+        params: net.param_count(),
+        macs_per_example: net.macs_per_example(),
+        train_examples: train_set.len(),
+        val_examples: val_set.len(),
+        epochs: config.epochs,
+        first_epoch,
+    });
+
+    let mut order: Vec<usize> = (0..train_set.len()).collect();
+    let mut x = Tensor::default();
+    let mut x_buf: Vec<f32> = Vec::new();
+    let mut labels: Vec<u32> = Vec::new();
+    let mut dlogits = Tensor::default();
+    let mut epoch = first_epoch;
+    while epoch <= config.epochs && !stopped_early {
+        let batch_size = batch_sizer.current();
+        // Each epoch's order depends only on (seed, epoch): a resumed run sees the same batches.
+        order.sort_unstable();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            config.seed ^ ((epoch as u64) << 32),
+        ));
+        let batches = order.len().div_ceil(batch_size);
+        observer.on_epoch_start(epoch, config.epochs, batches);
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut lr = config.lr;
+        for (b, chunk) in order.chunks(batch_size).enumerate() {
+            train_set.gather(chunk, &mut x_buf, &mut labels);
+            if !config.augment.is_identity() {
+                let aug_seed = config.seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 8);
+                config
+                    .augment
+                    .apply_batch(&mut x_buf, &train_set.shape, chunk.len(), aug_seed);
+            }
+            to_tensor(&mut x, &mut x_buf, chunk.len(), &train_set.shape);
+            let logits = net.forward(&x, Mode::Train);
+            let loss = softmax_cross_entropy(&mut dlogits, logits, &labels);
+            if !loss.is_finite() {
+                return Err(Error::Diverged { epoch, step, loss });
+            }
+            correct += modelsmith_engine::count_correct(logits, &labels);
+            loss_sum += loss as f64 * chunk.len() as f64;
+            seen += chunk.len();
+            net.zero_grads();
+            net.backward(&dlogits);
+            let mut params: Vec<&mut modelsmith_engine::Param> =
+                net.params_mut().into_iter().map(|(_, p)| p).collect();
+            if let Some(v) = config.clip_value {
+                clip_grad_value(&mut params, v);
+            }
+            if let Some(n) = config.clip_norm {
+                clip_grad_norm(&mut params, n);
+            }
+            lr = scheduler.lr_at(step, epoch);
+            optimizer
+                .step(&mut params, lr)
+                .map_err(|e| Error::Config(format!("optimizer: {e}")))?;
+            step += 1;
+            let elapsed = started.elapsed().as_secs_f64();
+            observer.on_batch(
+                b + 1,
+                (loss_sum / seen as f64) as f32,
+                correct as f32 / seen as f32,
+                seen as f64 / elapsed.max(1e-9),
+            );
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let (val_loss, val_accuracy) = if val_set.is_empty() {
+            (None, None)
+        } else {
+            let (l, a) = evaluate(&mut net, &val_set);
+            (Some(l), Some(a))
+        };
+        let metrics = EpochMetrics {
+            epoch,
+            loss: (loss_sum / seen as f64) as f32,
+            accuracy: correct as f32 / seen as f32,
+            val_loss,
+            val_accuracy,
+            lr,
+            batch_size,
+            seconds,
+            images_per_second: seen as f64 / seconds.max(1e-9),
+        };
+        observer.on_epoch_end(&metrics);
+        let monitored = monitored_value(config.early_stopping.monitor, &metrics);
+        let decision = stopper.update(epoch, monitored);
+        if decision.improved || best.is_empty() {
+            best.update(&net);
+        }
+        if decision.stop {
+            stopped_early = true;
+            observer.on_message(&format!(
+                "early stopping at epoch {epoch}: {} has not improved for {} epochs (best {:.4} at epoch {})",
+                monitor_name(config.early_stopping.monitor),
+                config.early_stopping.patience,
+                stopper.best_value(),
+                stopper.best_epoch()
+            ));
+        }
+        // A plateau schedule watches its own metric, which may differ from early stopping's.
+        let plateau_value = scheduler
+            .monitor()
+            .map_or(monitored, |m| monitored_value(m, &metrics));
+        if let Some(message) = scheduler.on_epoch_end(plateau_value) {
+            observer.on_message(&message);
+        }
+        if let Some(new_size) = batch_sizer.on_epoch_end(epoch, val_loss.unwrap_or(metrics.loss)) {
+            observer.on_message(&format!("batch size grows to {new_size}"));
+        }
+        history.push(metrics);
+        checkpoint::append_metrics(&metrics_path, history.last().expect("just pushed"))?;
+        Checkpoint {
+            epoch,
+            step,
+            stopped_early,
+            scheduler: scheduler.clone(),
+            stopper: stopper.clone(),
+            batch_sizer: batch_sizer.clone(),
+            history: history.clone(),
+        }
+        .save(out, config, &net, &optimizer, &best)?;
+        epoch += 1;
+    }
+
+    if config.early_stopping.restore_best && !best.is_empty() {
+        best.restore(&mut net);
+    }
+    let (test_loss, test_accuracy) = evaluate(&mut net, &data.test);
+    let (val_loss, val_accuracy) = if val_set.is_empty() {
+        (None, None)
+    } else {
+        let (l, a) = evaluate(&mut net, &val_set);
+        (Some(l), Some(a))
+    };
+    let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
+    let trained: f64 = history
+        .iter()
+        .map(|m| m.images_per_second * m.seconds)
+        .sum();
+    let report = TrainReport {
+        test_accuracy,
+        test_loss,
+        val_accuracy,
+        val_loss,
+        epochs_run: history.last().map_or(0, |m| m.epoch),
+        best_epoch: stopper.best_epoch(),
+        stopped_early,
+        train_seconds,
+        images_per_second: trained / train_seconds.max(1e-9),
+        params: net.param_count(),
+        macs_per_example: net.macs_per_example(),
+        out: out.to_path_buf(),
+    };
+    let meta = ModelMeta {
+        format_version: MODEL_FORMAT_VERSION,
+        spec,
+        input_shape: train_set.shape.clone(),
+        num_classes,
+        data: data.info.clone(),
+        params: report.params,
+        macs_per_example: report.macs_per_example,
+        metrics: serde_json::to_value(&report).expect("report serializes"),
+        training: serde_json::to_value(config).expect("config serializes"),
+    };
+    save_model(out, &meta, &net)?;
+    Ok(report)
+}
+
+/// Mean cross-entropy loss and accuracy of `net` on `data`, in inference mode.
+pub fn evaluate(net: &mut Network, data: &Dataset) -> (f32, f32) {
+    if data.is_empty() {
+        return (f32::NAN, f32::NAN);
+    }
+    let mut x = Tensor::default();
+    let mut x_buf = Vec::new();
+    let mut labels = Vec::new();
+    let mut dlogits = Tensor::default();
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let indices: Vec<usize> = (0..data.len()).collect();
+    for chunk in indices.chunks(EVAL_BATCH) {
+        data.gather(chunk, &mut x_buf, &mut labels);
+        to_tensor(&mut x, &mut x_buf, chunk.len(), &data.shape);
+        let logits = net.forward(&x, Mode::Eval);
+        loss_sum +=
+            softmax_cross_entropy(&mut dlogits, logits, &labels) as f64 * chunk.len() as f64;
+        correct += modelsmith_engine::count_correct(logits, &labels);
+    }
+    (
+        (loss_sum / data.len() as f64) as f32,
+        correct as f32 / data.len() as f32,
+    )
+}
+
+/// Moves a gathered batch into `x` with shape `[batch, ..shape]` without allocating: the two
+/// buffers swap, so each keeps its capacity for the next batch.
+fn to_tensor(x: &mut Tensor, buf: &mut Vec<f32>, batch: usize, shape: &[usize]) {
+    std::mem::swap(&mut x.data, buf);
+    x.shape.clear();
+    x.shape.push(batch);
+    x.shape.extend_from_slice(shape);
+}
+
+/// The epoch's value of the monitored metric (validation metrics fall back to training ones when
+/// there is no validation split; `validate` rejects that combination for early stopping).
+fn monitored_value(monitor: Monitor, m: &EpochMetrics) -> f32 {
+    match monitor {
+        Monitor::ValLoss => m.val_loss.unwrap_or(m.loss),
+        Monitor::ValAccuracy => m.val_accuracy.unwrap_or(m.accuracy),
+        Monitor::Loss => m.loss,
+        Monitor::Accuracy => m.accuracy,
+    }
+}
+
+fn monitor_name(monitor: Monitor) -> &'static str {
+    match monitor {
+        Monitor::ValLoss => "val_loss",
+        Monitor::ValAccuracy => "val_accuracy",
+        Monitor::Loss => "loss",
+        Monitor::Accuracy => "accuracy",
+    }
+}
