@@ -1,0 +1,351 @@
+//! Data sets: loading (IDX, CSV, image folders), preprocessing, splits, batching, augmentation.
+//!
+//! [`load`] turns a data SPEC into a [`LoadedData`]: a train and a test [`Dataset`], already
+//! preprocessed into `f32` model inputs, plus [`DataInfo`] — the class names and the
+//! [`Preprocessing`] that maps a raw new input (an image file, a CSV row) to the same model input.
+//!
+//! # Data SPECs
+//! - `digits`: the bundled real MNIST digits (8,000 train / 2,000 test), embedded in the library.
+//! - `fashion-mnist`: the Debian package `dataset-fashion-mnist`, which installs
+//!   `/usr/share/datasets/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`
+//!   (folder overridable with [`LoadOptions::fashion_mnist_dir`]).
+//! - `idx:DIR`: the four standard IDX file names in DIR, each raw or `.gz` (gzip is detected by
+//!   content, so either name works); the `train-images.idx3-ubyte` spelling is accepted too.
+//! - `csv:FILE`: a CSV with a header; [`LoadOptions::target`] names the label column.
+//! - `images:DIR`: one subfolder per class holding PNG/JPEG files, or `DIR/train` and `DIR/test`
+//!   each laid out that way.
+//!
+//! # Decisions
+//! - Images are HWC (channels last) `f32` in `[0, 1]`: pixel × (1/255), as the Keras seed does.
+//! - Sources without their own test split (CSV, a single image folder) are split with
+//!   [`split_indices`]: stratified by class (each class contributes ≈ `test_fraction` of its
+//!   examples, so the test set has the training distribution), deterministic by seed. The held-out
+//!   part is never empty when `fraction > 0` and there are ≥ 2 examples, and never takes everything.
+//!   Both parts keep the original file order (the trainer shuffles).
+//! - CSV: a column is categorical if any non-missing value fails to parse as a finite `f64`.
+//!   Numeric columns are standardized with mean/std computed on the TRAIN part only (std 0 → 1);
+//!   categorical columns are one-hot encoded with the vocabulary seen in TRAIN (sorted); a category
+//!   unseen in training maps to all zeros. Missing values (`""`, `NA`, `N/A`, `NaN`, `null`, `?`,
+//!   case-insensitive) are imputed with the train mean / most frequent category, or rejected with
+//!   [`MissingPolicy::Reject`]. A missing *target* is always an error. Class names are the distinct
+//!   target values, sorted numerically if all are numbers, else as strings. Feature order is the
+//!   header order without the target, each categorical column expanded in place.
+//! - Prediction-time CSVs ([`Preprocessing::csv_rows_to_inputs`]) match columns by header name,
+//!   ignore extra columns (the target included) and always impute missing values.
+//! - Image folders: files sorted by name, class names = subfolder names sorted. Every image is
+//!   resized (bilinear, `image`'s `Triangle` filter) to the most common size (ties: the first in
+//!   that order); grayscale if every image is grayscale, else RGB (alpha dropped).
+
+mod augment;
+mod error;
+mod idx;
+mod images;
+mod preprocess;
+mod table;
+
+pub use augment::Augment;
+pub use error::DataError;
+pub use preprocess::{ColumnKind, ColumnTransform, Preprocessing};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// An in-memory, preprocessed data set, ready to train on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// All examples back to back: `len() * example_len()` values, each laid out per `shape`.
+    pub x: Vec<f32>,
+    /// Class index per example, `< num_classes`.
+    pub y: Vec<u32>,
+    /// Shape of one example: `[h, w, c]` (HWC) for images, `[features]` for tables.
+    pub shape: Vec<usize>,
+    /// Number of classes (the model's output width).
+    pub num_classes: usize,
+}
+
+impl Dataset {
+    /// An empty data set with this example shape.
+    pub fn empty(shape: Vec<usize>, num_classes: usize) -> Dataset {
+        Dataset {
+            x: Vec::new(),
+            y: Vec::new(),
+            shape,
+            num_classes,
+        }
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Number of `f32` values in one example (the product of `shape`).
+    pub fn example_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Example `i`'s values. Panics if `i >= len()`.
+    pub fn example(&self, i: usize) -> &[f32] {
+        let n = self.example_len();
+        &self.x[i * n..(i + 1) * n]
+    }
+
+    /// Number of examples per class (`num_classes` entries).
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.num_classes];
+        for &y in &self.y {
+            counts[y as usize] += 1;
+        }
+        counts
+    }
+
+    /// The examples at `indices`, in that order (repeats allowed). Panics on an out-of-range index.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        self.gather(indices, &mut x, &mut y);
+        Dataset {
+            x,
+            y,
+            shape: self.shape.clone(),
+            num_classes: self.num_classes,
+        }
+    }
+
+    /// Deterministic shuffle split into `(rest, held_out)` with `held_out.len() ≈ fraction * len()`,
+    /// stratified by class; see [`split_indices`].
+    pub fn split(&self, fraction: f32, seed: u64) -> (Dataset, Dataset) {
+        let (rest, held) = split_indices(&self.y, fraction, seed);
+        (self.subset(&rest), self.subset(&held))
+    }
+
+    /// `self` followed by `other`. The example shapes must agree; `num_classes` is the larger.
+    pub fn concat(&self, other: &Dataset) -> Result<Dataset, DataError> {
+        if self.shape != other.shape {
+            return Err(DataError::Incompatible {
+                message: format!(
+                    "cannot concatenate data sets with example shapes {:?} and {:?}",
+                    self.shape, other.shape
+                ),
+            });
+        }
+        let mut x = Vec::with_capacity(self.x.len() + other.x.len());
+        x.extend_from_slice(&self.x);
+        x.extend_from_slice(&other.x);
+        let mut y = Vec::with_capacity(self.y.len() + other.y.len());
+        y.extend_from_slice(&self.y);
+        y.extend_from_slice(&other.y);
+        Ok(Dataset {
+            x,
+            y,
+            shape: self.shape.clone(),
+            num_classes: self.num_classes.max(other.num_classes),
+        })
+    }
+
+    /// The batching primitive: copies examples `indices` into `x_out` (cleared and resized to
+    /// `indices.len() * example_len()`) and their labels into `y_out`. Reuses the buffers'
+    /// capacity, so a training loop allocates nothing per step. Panics on an out-of-range index.
+    pub fn gather(&self, indices: &[usize], x_out: &mut Vec<f32>, y_out: &mut Vec<u32>) {
+        let n = self.example_len();
+        x_out.clear();
+        x_out.reserve(indices.len() * n);
+        y_out.clear();
+        y_out.reserve(indices.len());
+        for &i in indices {
+            x_out.extend_from_slice(&self.x[i * n..(i + 1) * n]);
+            y_out.push(self.y[i]);
+        }
+    }
+}
+
+/// Deterministic, stratified split of example indices into `(rest, held_out)`.
+///
+/// Each class's examples are shuffled with the seed and placed at evenly spaced "positions"
+/// `(rank + 0.5) / class_size`; the `round(fraction * n)` examples with the smallest positions are
+/// held out. So every class contributes its share (up to rounding) and the total is exact. If
+/// `fraction > 0` and `n >= 2`, at least one example is held out and at least one kept. Both lists
+/// are sorted ascending.
+pub fn split_indices(labels: &[u32], fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let n = labels.len();
+    let fraction = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let mut k = (fraction as f64 * n as f64).round() as usize;
+    if fraction > 0.0 && n >= 2 {
+        k = k.clamp(1, n - 1);
+    }
+    let k = k.min(n);
+    let num_classes = labels.iter().map(|&y| y as usize + 1).max().unwrap_or(0);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); num_classes];
+    for (i, &y) in labels.iter().enumerate() {
+        by_class[y as usize].push(i);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // (position, tie-break, index)
+    let mut keyed: Vec<(f64, u64, usize)> = Vec::with_capacity(n);
+    for members in &mut by_class {
+        members.shuffle(&mut rng);
+        let m = members.len() as f64;
+        for (rank, &i) in members.iter().enumerate() {
+            keyed.push(((rank as f64 + 0.5) / m, rng.gen(), i));
+        }
+    }
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut held: Vec<usize> = keyed[..k].iter().map(|t| t.2).collect();
+    let mut rest: Vec<usize> = keyed[k..].iter().map(|t| t.2).collect();
+    held.sort_unstable();
+    rest.sort_unstable();
+    (rest, held)
+}
+
+/// A loaded data source: train and test sets plus what is needed to preprocess new inputs.
+#[derive(Clone, Debug)]
+pub struct LoadedData {
+    pub train: Dataset,
+    pub test: Dataset,
+    pub info: DataInfo,
+}
+
+/// What a saved model needs to know about its data.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct DataInfo {
+    /// The data SPEC the model was trained on, as given.
+    pub spec: String,
+    /// Name of each class, by class index.
+    pub class_names: Vec<String>,
+    /// How to turn a raw input into a model input.
+    pub preprocessing: Preprocessing,
+}
+
+/// What to do with missing values in a CSV.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    /// Numeric: the train mean; categorical: the train's most frequent value.
+    #[default]
+    Impute,
+    /// Fail with an error naming the line and column.
+    Reject,
+}
+
+/// Options for [`load`].
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// CSV target (label) column; required for `csv:FILE`, ignored otherwise.
+    pub target: Option<String>,
+    /// Held-out fraction for sources without their own test split; in `(0, 1)`. Default 0.2.
+    pub test_fraction: f32,
+    /// Seed of the train/test split.
+    pub seed: u64,
+    /// Missing values in CSVs. Default [`MissingPolicy::Impute`].
+    pub missing: MissingPolicy,
+    /// Where `fashion-mnist` is looked for. Default `/usr/share/datasets/fashion-mnist`.
+    pub fashion_mnist_dir: PathBuf,
+}
+
+/// Where the Debian package `dataset-fashion-mnist` installs its files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            target: None,
+            test_fraction: 0.2,
+            seed: 0,
+            missing: MissingPolicy::Impute,
+            fashion_mnist_dir: PathBuf::from(FASHION_MNIST_DIR),
+        }
+    }
+}
+
+/// Class names of Fashion-MNIST, by label.
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Loads the data set named by `spec` (see the module docs for the forms).
+pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> {
+    let spec_trimmed = spec.trim();
+    let needs_split = spec_trimmed.starts_with("csv:") || spec_trimmed.starts_with("images:");
+    if needs_split && !(opts.test_fraction > 0.0 && opts.test_fraction < 1.0) {
+        return Err(DataError::InvalidOption {
+            message: format!(
+                "test fraction is {} but must be between 0 and 1 (exclusive), e.g. 0.2",
+                opts.test_fraction
+            ),
+        });
+    }
+    let (train, test, class_names, preprocessing) = if spec_trimmed == "digits" {
+        let (train, test) = idx::load_digits()?;
+        let names = (0..train.num_classes).map(|i| i.to_string()).collect();
+        let pre = idx::preprocessing_for(&train.shape);
+        (train, test, names, pre)
+    } else if spec_trimmed == "fashion-mnist" {
+        let dir = &opts.fashion_mnist_dir;
+        if !dir.is_dir() {
+            return Err(DataError::FashionMnistMissing {
+                dir: dir.display().to_string(),
+            });
+        }
+        let (train, test) = idx::load_dir(dir)?;
+        let names = if train.num_classes == FASHION_MNIST_CLASSES.len() {
+            FASHION_MNIST_CLASSES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            (0..train.num_classes).map(|i| i.to_string()).collect()
+        };
+        let pre = idx::preprocessing_for(&train.shape);
+        (train, test, names, pre)
+    } else if let Some(dir) = spec_trimmed.strip_prefix("idx:") {
+        let (train, test) = idx::load_dir(std::path::Path::new(dir))?;
+        let names = (0..train.num_classes).map(|i| i.to_string()).collect();
+        let pre = idx::preprocessing_for(&train.shape);
+        (train, test, names, pre)
+    } else if let Some(file) = spec_trimmed.strip_prefix("csv:") {
+        table::load_csv(std::path::Path::new(file), opts)?
+    } else if let Some(dir) = spec_trimmed.strip_prefix("images:") {
+        images::load_folder(std::path::Path::new(dir), opts)?
+    } else {
+        return Err(DataError::UnknownSpec {
+            spec: spec.to_string(),
+        });
+    };
+    tracing::debug!(
+        spec,
+        train = train.len(),
+        test = test.len(),
+        shape = ?train.shape,
+        classes = train.num_classes,
+        "loaded data"
+    );
+    Ok(LoadedData {
+        train,
+        test,
+        info: DataInfo {
+            spec: spec.to_string(),
+            class_names,
+            preprocessing,
+        },
+    })
+}

@@ -1,0 +1,272 @@
+//! [`Preprocessing`]: how a raw input (an image, a CSV row) becomes a model input.
+//!
+//! The loaders produce their data sets through these same functions, so a saved model's
+//! `Preprocessing` maps a new raw input to exactly the vector the loader would have produced.
+
+use super::DataError;
+use image::imageops::FilterType;
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Everything needed to turn a raw input into the model's input vector.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Preprocessing {
+    /// Images: converted to grayscale (`channels == 1`) or RGB (`channels == 3`), resized to
+    /// `height x width` (bilinear) if needed, laid out HWC, each value `pixel * scale`.
+    Image {
+        height: usize,
+        width: usize,
+        channels: usize,
+        /// Multiplier of the 0..=255 pixel values (1/255).
+        scale: f32,
+    },
+    /// Tables: one [`ColumnTransform`] per feature column, in model-input order.
+    Table {
+        /// The label column (ignored in prediction inputs if present).
+        target: String,
+        columns: Vec<ColumnTransform>,
+    },
+}
+
+/// How one CSV column becomes model inputs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnTransform {
+    /// The column's header name.
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+/// A numeric column becomes one standardized value; a categorical one a one-hot block.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ColumnKind {
+    /// `(value - mean) / std`; a missing value is replaced by `impute` (the train mean) first.
+    Numeric { mean: f64, std: f64, impute: f64 },
+    /// One input per vocabulary entry (1 for the value, 0 elsewhere; all 0 for an unseen value);
+    /// a missing value is replaced by `impute` (the train's most frequent value) first.
+    Categorical {
+        vocabulary: Vec<String>,
+        impute: String,
+    },
+}
+
+impl ColumnKind {
+    /// Number of model inputs this column produces.
+    pub fn width(&self) -> usize {
+        match self {
+            ColumnKind::Numeric { .. } => 1,
+            ColumnKind::Categorical { vocabulary, .. } => vocabulary.len(),
+        }
+    }
+
+    /// Appends this column's inputs for one raw field (`None` = missing) to `out`.
+    pub(crate) fn encode(&self, field: Option<&str>, out: &mut Vec<f32>) {
+        match self {
+            ColumnKind::Numeric { mean, std, impute } => {
+                let v = field.and_then(parse_number).unwrap_or(*impute);
+                out.push(((v - mean) / std) as f32);
+            }
+            ColumnKind::Categorical { vocabulary, impute } => {
+                let v = field.unwrap_or(impute);
+                let start = out.len();
+                out.resize(start + vocabulary.len(), 0.0);
+                if let Ok(k) = vocabulary.binary_search_by(|s| s.as_str().cmp(v)) {
+                    out[start + k] = 1.0;
+                }
+            }
+        }
+    }
+}
+
+/// Missing-value markers (compared case-insensitively after trimming).
+pub(crate) fn is_missing(field: &str) -> bool {
+    let f = field.trim();
+    f.is_empty()
+        || f == "?"
+        || f.eq_ignore_ascii_case("na")
+        || f.eq_ignore_ascii_case("n/a")
+        || f.eq_ignore_ascii_case("nan")
+        || f.eq_ignore_ascii_case("null")
+}
+
+/// A finite number, or `None`.
+pub(crate) fn parse_number(field: &str) -> Option<f64> {
+    field.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+impl Preprocessing {
+    /// Shape of one model input: `[h, w, c]` for images, `[features]` for tables.
+    pub fn input_shape(&self) -> Vec<usize> {
+        match self {
+            Preprocessing::Image {
+                height,
+                width,
+                channels,
+                ..
+            } => vec![*height, *width, *channels],
+            Preprocessing::Table { columns, .. } => {
+                vec![columns.iter().map(|c| c.kind.width()).sum()]
+            }
+        }
+    }
+
+    /// Converts a decoded image to the model input (grayscale/RGB, resize, scale).
+    /// For a table preprocessing this returns an empty vector.
+    pub fn image_to_input(&self, img: &DynamicImage) -> Vec<f32> {
+        let Preprocessing::Image {
+            height,
+            width,
+            channels,
+            scale,
+        } = self
+        else {
+            return Vec::new();
+        };
+        let (h, w) = (*height as u32, *width as u32);
+        let raw: Vec<u8> = if *channels == 1 {
+            let g = img.to_luma8();
+            if g.dimensions() == (w, h) {
+                g.into_raw()
+            } else {
+                image::imageops::resize(&g, w, h, FilterType::Triangle).into_raw()
+            }
+        } else {
+            let c = img.to_rgb8();
+            if c.dimensions() == (w, h) {
+                c.into_raw()
+            } else {
+                image::imageops::resize(&c, w, h, FilterType::Triangle).into_raw()
+            }
+        };
+        raw.iter().map(|&p| p as f32 * scale).collect()
+    }
+
+    /// Reads a PNG/JPEG file and converts it with [`image_to_input`](Self::image_to_input).
+    pub fn load_image_file(&self, path: impl AsRef<Path>) -> Result<Vec<f32>, DataError> {
+        let path = path.as_ref();
+        if !matches!(self, Preprocessing::Image { .. }) {
+            return Err(DataError::Incompatible {
+                message: format!(
+                    "{}: the model was trained on a table, not images; give it a CSV file",
+                    path.display()
+                ),
+            });
+        }
+        let img = decode_image(path)?;
+        Ok(self.image_to_input(&img))
+    }
+
+    /// Reads a CSV with a header and converts every row to a model input. Columns are matched by
+    /// name; extra columns (the target among them) are ignored; missing values are imputed.
+    pub fn csv_rows_to_inputs(&self, path: &Path) -> Result<Vec<Vec<f32>>, DataError> {
+        let Preprocessing::Table { columns, .. } = self else {
+            return Err(DataError::Incompatible {
+                message: format!(
+                    "{}: the model was trained on images, not a table; give it image files",
+                    path.display()
+                ),
+            });
+        };
+        let shown = path.display().to_string();
+        let mut reader = csv_reader(path)?;
+        let header = read_header(&mut reader, &shown)?;
+        let index: HashMap<&str, usize> = header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.as_str(), i))
+            .collect();
+        let positions = columns
+            .iter()
+            .map(|c| {
+                index
+                    .get(c.name.as_str())
+                    .copied()
+                    .ok_or_else(|| DataError::CsvMissingColumn {
+                        path: shown.clone(),
+                        column: c.name.clone(),
+                        columns: columns
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| csv_error(&shown, e))?;
+            let line = record.position().map_or(0, |p| p.line());
+            if record.len() != header.len() {
+                return Err(DataError::CsvRagged {
+                    path: shown.clone(),
+                    line,
+                    expected: header.len(),
+                    found: record.len(),
+                });
+            }
+            let mut input = Vec::new();
+            for (col, &pos) in columns.iter().zip(&positions) {
+                let field = &record[pos];
+                let field = if is_missing(field) { None } else { Some(field) };
+                col.kind.encode(field, &mut input);
+            }
+            rows.push(input);
+        }
+        Ok(rows)
+    }
+}
+
+/// Opens an image file and decodes it (format from the content, not the extension).
+pub(crate) fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| DataError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?;
+    reader.decode().map_err(|e| DataError::Image {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A CSV reader with our settings: header row, trimmed fields, ragged rows allowed (we report them).
+pub(crate) fn csv_reader(path: &Path) -> Result<csv::Reader<std::fs::File>, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(file))
+}
+
+/// The header names; an error if the file is empty.
+pub(crate) fn read_header(
+    reader: &mut csv::Reader<std::fs::File>,
+    shown: &str,
+) -> Result<Vec<String>, DataError> {
+    let header = reader.headers().map_err(|e| csv_error(shown, e))?.clone();
+    if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+        return Err(DataError::Empty {
+            path: shown.to_string(),
+            message: "the CSV has no header row; the first line must name the columns".to_string(),
+        });
+    }
+    Ok(header.iter().map(|s| s.to_string()).collect())
+}
+
+pub(crate) fn csv_error(shown: &str, e: csv::Error) -> DataError {
+    let line = e.position().map_or(0, |p| p.line());
+    let message = match e.kind() {
+        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8; save the file as UTF-8".to_string(),
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => e.to_string(),
+    };
+    DataError::Csv {
+        path: shown.to_string(),
+        line,
+        message,
+    }
+}
