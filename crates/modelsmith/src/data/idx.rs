@@ -52,14 +52,9 @@ pub(crate) fn load_digits() -> Result<(Dataset, Dataset), DataError> {
         (DIGITS_TEST_IMAGES, name("t10k-images-idx3-ubyte.gz")),
         (DIGITS_TEST_LABELS, name("t10k-labels-idx1-ubyte.gz")),
     ];
-    let raw: Vec<Result<Vec<u8>, DataError>> = parts
-        .par_iter()
-        .map(|(bytes, name)| decompress(bytes.to_vec(), name))
-        .collect();
-    let mut raw = raw.into_iter();
-    let mut next = || raw.next().expect("four parts");
-    let train = (next()?, parts[0].1.clone(), next()?, parts[1].1.clone());
-    let test = (next()?, parts[2].1.clone(), next()?, parts[3].1.clone());
+    let [(ti, tin), (tl, tln), (si, sin), (sl, sln)] = parts;
+    let train = (ti.to_vec(), tin, tl.to_vec(), tln);
+    let test = (si.to_vec(), sin, sl.to_vec(), sln);
     assemble(train, test)
 }
 
@@ -78,18 +73,15 @@ pub(crate) fn load_dir(dir: &Path) -> Result<(Dataset, Dataset), DataError> {
         .iter()
         .map(|n| find_file(dir, n))
         .collect::<Result<Vec<_>, _>>()?;
-    let raw: Vec<Result<Vec<u8>, DataError>> = paths
+    let raw = paths
         .par_iter()
-        .map(|p| {
-            let bytes = std::fs::read(p).map_err(|e| DataError::io(p, e))?;
-            decompress(bytes, &p.display().to_string())
-        })
-        .collect();
+        .map(|p| std::fs::read(p).map_err(|e| DataError::io(p, e)))
+        .collect::<Result<Vec<_>, _>>()?;
     let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let mut raw = raw.into_iter();
     let mut next = || raw.next().expect("four parts");
-    let train = (next()?, shown[0].clone(), next()?, shown[1].clone());
-    let test = (next()?, shown[2].clone(), next()?, shown[3].clone());
+    let train = (next(), shown[0].clone(), next(), shown[1].clone());
+    let test = (next(), shown[2].clone(), next(), shown[3].clone());
     assemble(train, test)
 }
 
@@ -115,17 +107,10 @@ fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
 
 /// Gunzips `bytes` if they start with the gzip magic; returns them unchanged otherwise.
 fn decompress(bytes: Vec<u8>, name: &str) -> Result<Vec<u8>, DataError> {
-    if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
+    if !is_gzip(&bytes) {
         return Ok(bytes);
     }
-    // The gzip trailer's ISIZE (uncompressed size mod 2^32) is a good capacity hint.
-    let hint = if bytes.len() >= 18 {
-        let t = &bytes[bytes.len() - 4..];
-        u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize
-    } else {
-        0
-    };
-    let mut out = Vec::with_capacity(hint.min(1 << 31));
+    let mut out = Vec::with_capacity(isize_hint(&bytes));
     MultiGzDecoder::new(&bytes[..])
         .read_to_end(&mut out)
         .map_err(|e| DataError::Gzip {
@@ -135,13 +120,54 @@ fn decompress(bytes: Vec<u8>, name: &str) -> Result<Vec<u8>, DataError> {
     Ok(out)
 }
 
-/// Parses and validates an IDX header; returns the dimensions and the data offset.
+/// Gzip is detected by content (magic 1f 8b), not by file name.
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
+}
+
+/// The gzip trailer's ISIZE (uncompressed size mod 2^32): a capacity hint, capped at 1 GiB.
+fn isize_hint(bytes: &[u8]) -> usize {
+    if bytes.len() < 18 {
+        return 0;
+    }
+    let t = &bytes[bytes.len() - 4..];
+    (u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize).min(1 << 30)
+}
+
+/// Parses and validates a whole IDX file's header and length; returns the dimensions and the
+/// data offset.
 fn parse_header(
     bytes: &[u8],
     name: &str,
     what: &'static str,
     magic: u32,
 ) -> Result<(Vec<usize>, usize), DataError> {
+    let dims = parse_dims(bytes, name, what, magic)?;
+    let offset = 4 + 4 * dims.len();
+    let expected = offset as u64 + dims.iter().map(|&d| d as u64).product::<u64>();
+    let actual = bytes.len() as u64;
+    if actual != expected {
+        return Err(DataError::IdxLength {
+            path: name.to_string(),
+            expected,
+            actual,
+            problem: if actual < expected {
+                "truncated"
+            } else {
+                "trailing bytes"
+            },
+        });
+    }
+    Ok((dims, offset))
+}
+
+/// Checks the magic number and reads the dimensions from the start of an IDX file.
+fn parse_dims(
+    bytes: &[u8],
+    name: &str,
+    what: &'static str,
+    magic: u32,
+) -> Result<Vec<usize>, DataError> {
     if bytes.len() < 4 {
         return Err(DataError::IdxHeader {
             path: name.to_string(),
@@ -171,40 +197,30 @@ fn parse_header(
             ),
         });
     }
-    let dims: Vec<usize> = (0..ndims)
+    Ok((0..ndims)
         .map(|d| {
             let b = &bytes[4 + 4 * d..8 + 4 * d];
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
         })
-        .collect();
-    let expected = offset as u64 + dims.iter().map(|&d| d as u64).product::<u64>();
-    let actual = bytes.len() as u64;
-    if actual != expected {
-        return Err(DataError::IdxLength {
-            path: name.to_string(),
-            expected,
-            actual,
-            problem: if actual < expected {
-                "truncated"
-            } else {
-                "trailing bytes"
-            },
-        });
-    }
-    Ok((dims, offset))
+        .collect())
 }
 
-/// Images: returns `(count, rows, cols, pixels)`.
+/// Images: returns `(count, rows, cols, data offset)`.
 fn parse_images(bytes: &[u8], name: &str) -> Result<(usize, usize, usize, usize), DataError> {
     let (dims, offset) = parse_header(bytes, name, "images", IMAGES_MAGIC)?;
     let (n, rows, cols) = (dims[0], dims[1], dims[2]);
+    check_sides(n, rows, cols, name)?;
+    Ok((n, rows, cols, offset))
+}
+
+fn check_sides(n: usize, rows: usize, cols: usize, name: &str) -> Result<(), DataError> {
     if n > 0 && (rows == 0 || cols == 0) {
         return Err(DataError::IdxHeader {
             path: name.to_string(),
             message: format!("images are {rows}x{cols}; both sides must be at least 1"),
         });
     }
-    Ok((n, rows, cols, offset))
+    Ok(())
 }
 
 /// (images bytes, images name, labels bytes, labels name)
@@ -213,51 +229,139 @@ type Part = (Vec<u8>, String, Vec<u8>, String);
 type Converted = (Vec<f32>, Vec<u32>, [usize; 3]);
 
 /// Validates one images/labels pair and converts it.
-fn convert(part: &Part) -> Result<Converted, DataError> {
+fn convert(part: Part) -> Result<Converted, DataError> {
     let (images, images_name, labels, labels_name) = part;
-    let (n, rows, cols, offset) = parse_images(images, images_name)?;
-    let (ldims, loffset) = parse_header(labels, labels_name, "labels", LABELS_MAGIC)?;
+    let labels = decompress(labels, &labels_name)?;
+    let (ldims, loffset) = parse_header(&labels, &labels_name, "labels", LABELS_MAGIC)?;
+    let (x, n, rows, cols) = decode_images(images, &images_name)?;
     if ldims[0] != n {
         return Err(DataError::IdxCountMismatch {
-            images: images_name.clone(),
-            labels: labels_name.clone(),
+            images: images_name,
+            labels: labels_name,
             n_images: n,
             n_labels: ldims[0],
         });
     }
     if n == 0 {
         return Err(DataError::Empty {
-            path: images_name.clone(),
+            path: images_name,
             message: "the header says 0 images; use a file with examples".to_string(),
         });
     }
-    let mut lut = [0f32; 256];
-    for (i, v) in lut.iter_mut().enumerate() {
-        *v = i as f32 * PIXEL_SCALE;
-    }
-    let pixels = &images[offset..];
-    let mut x = vec![0f32; pixels.len()];
-    x.par_chunks_mut(1 << 16)
-        .zip(pixels.par_chunks(1 << 16))
-        .for_each(|(out, inp)| {
-            for (o, &p) in out.iter_mut().zip(inp) {
-                *o = lut[p as usize];
-            }
-        });
     let y = labels[loffset..].iter().map(|&l| l as u32).collect();
     Ok((x, y, [rows, cols, 1]))
 }
 
+/// Pixel value → model input, for all 256 values.
+fn pixel_lut() -> [f32; 256] {
+    let mut lut = [0f32; 256];
+    for (i, v) in lut.iter_mut().enumerate() {
+        *v = i as f32 * PIXEL_SCALE;
+    }
+    lut
+}
+
+/// Images file (raw or gzip) → `(pixels as f32, count, rows, cols)`, validated.
+///
+/// A gzip file is decompressed on its own thread and converted chunk by chunk as it arrives, so
+/// decompression and conversion (mostly page faults of the 4x larger output) overlap.
+fn decode_images(bytes: Vec<u8>, name: &str) -> Result<(Vec<f32>, usize, usize, usize), DataError> {
+    let lut = pixel_lut();
+    if !is_gzip(&bytes) {
+        let (n, rows, cols, offset) = parse_images(&bytes, name)?;
+        let x = bytes[offset..].iter().map(|&p| lut[p as usize]).collect();
+        return Ok((x, n, rows, cols));
+    }
+    const CHUNK: usize = 1 << 20;
+    let hint = isize_hint(&bytes);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let producer = scope.spawn(move || -> Result<(), String> {
+            let mut dec = MultiGzDecoder::new(&bytes[..]);
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let mut filled = 0;
+                while filled < CHUNK {
+                    match dec.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(k) => filled += k,
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                buf.truncate(filled);
+                let last = filled < CHUNK;
+                if (filled > 0 && tx.send(buf).is_err()) || last {
+                    return Ok(());
+                }
+            }
+        });
+        // Consume: header first, then pixels. Returns the total decompressed length.
+        let consumed = (move || -> Result<_, DataError> {
+            let mut head: Vec<u8> = Vec::with_capacity(16);
+            let mut header: Option<(usize, usize, usize)> = None;
+            let mut x: Vec<f32> = Vec::new();
+            let mut total = 0u64;
+            for chunk in rx {
+                total += chunk.len() as u64;
+                let mut data = &chunk[..];
+                if header.is_none() {
+                    let take = (16 - head.len()).min(data.len());
+                    head.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if head.len() < 16 {
+                        continue;
+                    }
+                    let dims = parse_dims(&head, name, "images", IMAGES_MAGIC)?;
+                    check_sides(dims[0], dims[1], dims[2], name)?;
+                    let len = dims[0].saturating_mul(dims[1]).saturating_mul(dims[2]);
+                    x.reserve_exact(len.min(hint));
+                    header = Some((dims[0], dims[1], dims[2]));
+                }
+                x.extend(data.iter().map(|&p| lut[p as usize]));
+            }
+            Ok((header, head, x, total))
+        })();
+        let produced = producer.join().expect("gzip thread panicked");
+        if let Err(message) = produced {
+            return Err(DataError::Gzip {
+                path: name.to_string(),
+                message,
+            });
+        }
+        let (header, head, x, total) = consumed?;
+        let Some((n, rows, cols)) = header else {
+            // Shorter than a full header: report it as the raw parser would.
+            parse_images(&head, name)?;
+            unreachable!("a complete header was not found, so parsing must fail");
+        };
+        let expected = 16 + (n as u64) * (rows as u64) * (cols as u64);
+        if total != expected {
+            return Err(DataError::IdxLength {
+                path: name.to_string(),
+                expected,
+                actual: total,
+                problem: if total < expected {
+                    "truncated"
+                } else {
+                    "trailing bytes"
+                },
+            });
+        }
+        Ok((x, n, rows, cols))
+    })
+}
+
 /// Builds the train and test sets; checks that they have the same image size.
 fn assemble(train: Part, test: Part) -> Result<(Dataset, Dataset), DataError> {
-    let (a, b) = rayon::join(|| convert(&train), || convert(&test));
+    let (train_name, test_name) = (train.1.clone(), test.1.clone());
+    let (a, b) = rayon::join(|| convert(train), || convert(test));
     let (xa, ya, sa) = a?;
     let (xb, yb, sb) = b?;
     if sa != sb {
         return Err(DataError::Incompatible {
             message: format!(
                 "{} holds {}x{} images but {} holds {}x{}; use train and test files of the same set",
-                train.1, sa[0], sa[1], test.1, sb[0], sb[1]
+                train_name, sa[0], sa[1], test_name, sb[0], sb[1]
             ),
         });
     }
