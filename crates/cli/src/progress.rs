@@ -58,7 +58,7 @@ impl TrainObserver for ProgressReporter {
     fn on_batch(&mut self, batch: usize, loss: f32, accuracy: f32, images_per_second: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(batch as u64);
-            if batch % 20 == 0 {
+            if batch.is_multiple_of(20) {
                 bar.set_message(format!(
                     "loss {loss:.4} acc {:.2}% {images_per_second:.0} img/s",
                     accuracy * 100.0

@@ -62,9 +62,12 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
-    /// Print one JSON object with the results on stdout.
+    /// Print one JSON object with the results on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 impl TrainArgs {
@@ -134,9 +137,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             ..LoadOptions::default()
         },
     )?;
-    let mut progress = ProgressReporter::new(!args.json);
+    let mut progress = ProgressReporter::new(!args.quiet);
     let report = train(&config, &data, &args.out, args.resume, &mut progress)?;
     progress.finish();
+    if args.quiet {
+        return finish_json(args.json, &report);
+    }
     eprintln!(
         "test accuracy {:.2}%  test loss {:.4}  epochs {}{}  {:.1}s  {:.0} img/s  params {}",
         report.test_accuracy * 100.0,
@@ -157,8 +163,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.out.display(),
         config.data
     );
-    if args.json {
-        print_json(&report);
+    finish_json(args.json, &report)
+}
+
+fn finish_json(json: bool, report: &modelsmith::train::TrainReport) -> Result<()> {
+    if json {
+        print_json(report);
     }
     Ok(())
 }

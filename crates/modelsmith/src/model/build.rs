@@ -126,7 +126,7 @@ pub fn build_network(
                 if !(0.0..1.0).contains(momentum) {
                     return Err(at(format!("momentum must be in [0, 1), got {momentum}")));
                 }
-                if !(*eps > 0.0) {
+                if eps.is_nan() || *eps <= 0.0 {
                     return Err(at(format!("eps must be > 0, got {eps}")));
                 }
                 let channels = *in_shape.last().unwrap_or(&0);

@@ -15,7 +15,7 @@ pub use saved::{load_model, save_model, ModelMeta, MODEL_FORMAT_VERSION};
 pub use spec::{LayerKind, LayerSpec, ModelSpec, PaddingSpec, BUILTIN_MODELS};
 pub use weights::{
     load_weights, read_weights_file, weights_to_bytes, write_atomic as write_atomic_file,
-    write_weights_file, WeightSnapshot,
+    write_weights_file, NamedTensors, WeightSnapshot,
 };
 
 /// Errors about model specs, saved models and weights.

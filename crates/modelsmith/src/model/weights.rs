@@ -10,6 +10,9 @@ use safetensors::{Dtype, SafeTensors};
 
 use super::ModelError;
 
+/// Tensors by name: (shape, values).
+pub type NamedTensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Serializes all parameters and buffers of `net` (plus any `extra` named tensors, e.g. optimizer
 /// state in a checkpoint) to safetensors bytes.
 pub fn weights_to_bytes(net: &Network, extra: &[(String, Vec<usize>, &[f32])]) -> Vec<u8> {
@@ -55,9 +58,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
 }
 
 /// Reads every tensor of a safetensors file as f32 values with shapes.
-pub fn read_weights_file(
-    path: &Path,
-) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>, ModelError> {
+pub fn read_weights_file(path: &Path) -> Result<NamedTensors, ModelError> {
     let bytes =
         std::fs::read(path).map_err(|e| ModelError::file(path, format!("cannot read: {e}")))?;
     let st = SafeTensors::deserialize(&bytes)
@@ -84,7 +85,7 @@ pub fn read_weights_file(
 /// the right shape.
 pub fn load_weights(
     net: &mut Network,
-    tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: &NamedTensors,
     source: &Path,
 ) -> Result<(), ModelError> {
     let mut targets: Vec<(String, &mut modelsmith_engine::Tensor)> = Vec::new();
@@ -104,7 +105,7 @@ pub fn load_weights(
 fn copy_into(
     name: String,
     target: &mut modelsmith_engine::Tensor,
-    tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: &NamedTensors,
     source: &Path,
 ) -> Result<(), ModelError> {
     let (shape, values) = tensors.get(&name).ok_or_else(|| {

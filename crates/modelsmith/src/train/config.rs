@@ -118,7 +118,7 @@ impl TrainConfig {
                 return bad("momentum", format!("must be in [0, 1), got {m}"));
             }
         }
-        if !(self.decay >= 0.0) {
+        if self.decay.is_nan() || self.decay < 0.0 {
             return bad("decay", format!("must be >= 0, got {}", self.decay));
         }
         if self.decay > 0.0 && self.schedule != LrSchedule::Constant {
@@ -138,12 +138,12 @@ impl TrainConfig {
             );
         }
         if let Some(c) = self.clip_norm {
-            if !(c > 0.0) {
+            if c.is_nan() || c <= 0.0 {
                 return bad("clip_norm", format!("must be > 0, got {c}"));
             }
         }
         if let Some(c) = self.clip_value {
-            if !(c > 0.0) {
+            if c.is_nan() || c <= 0.0 {
                 return bad("clip_value", format!("must be > 0, got {c}"));
             }
         }
