@@ -250,7 +250,7 @@ fn rejects_ragged_and_empty_csv() {
         &modelsmith(&[
             "train", "--data", &spec, "--target", "label", "--model", "mlp",
         ]),
-        "line 4",
+        "ragged.csv:4",
     );
     let empty = dir.path().join("empty.csv");
     std::fs::write(&empty, "a,b,label\n").unwrap();

@@ -29,27 +29,27 @@ pub struct TrainArgs {
     /// sgd, adam, adamw, rmsprop or adagrad.
     #[arg(long)]
     optimizer: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f32>,
     #[arg(long)]
     nesterov: bool,
     /// Keras legacy decay: lr / (1 + decay * step).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     decay: Option<f32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
     /// Early-stopping patience in epochs (0 disables early stopping).
     #[arg(long)]
     patience: Option<u32>,
     /// Fraction of the training data held out for validation.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     validation_split: Option<f32>,
     /// On-the-fly augmentation: rotation up to 10 degrees and shifts up to 10%.
     #[arg(long)]
     augment: bool,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip_norm: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
