@@ -3,6 +3,8 @@
 //! buffer and partial weight gradient, reduced once at the end), the bias and activation fused
 //! into the GEMM's epilogue, and pooling and element-wise kernels split the same way.
 
+use super::direct;
+use super::simd::{simd_fn, with_act};
 use super::{Backend, ConvGeom, PoolGeom, Scratch};
 use crate::Activation;
 use gemm::Parallelism;
@@ -122,162 +124,183 @@ fn sgemm(
     }
 }
 
-/// Runs `f` monomorphised for the activation, so the inner loops vectorise.
-macro_rules! with_act {
-    ($act:expr, |$f:ident| $body:expr) => {
-        match $act {
-            Activation::Linear => {
-                let $f = |x: f32| x;
-                $body
+simd_fn! {
+    /// `y = act(y + bias)` on rows of `channels`; `pre` receives `y + bias` when given.
+    fn bias_act_rows(
+        y: &mut [f32],
+        pre: Option<&mut [f32]>,
+        bias: Option<&[f32]>,
+        channels: usize,
+        act: Activation,
+    ) {
+        if let Some(pre) = pre {
+            for (row, prow) in y
+                .chunks_exact_mut(channels)
+                .zip(pre.chunks_exact_mut(channels))
+            {
+                if let Some(b) = bias {
+                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                }
+                prow.copy_from_slice(row);
+                row.iter_mut().for_each(|v| *v = act.apply(*v));
             }
+            return;
+        }
+        with_act!(act, |f| match bias {
+            Some(b) => {
+                for row in y.chunks_exact_mut(channels) {
+                    for (v, b) in row.iter_mut().zip(b) {
+                        *v = f(*v + b);
+                    }
+                }
+            }
+            None => {
+                if act != Activation::Linear {
+                    y.iter_mut().for_each(|v| *v = f(*v));
+                }
+            }
+        });
+    }
+}
+
+simd_fn! {
+    /// `dz = dy * act'(pre or y)`.
+    fn act_grad(dz: &mut [f32], dy: &[f32], y: &[f32], pre: Option<&[f32]>, act: Activation) {
+        match act {
             Activation::Relu => {
-                let $f = |x: f32| x.max(0.0);
-                $body
-            }
-            a => {
-                let $f = move |x: f32| a.apply(x);
-                $body
-            }
-        }
-    };
-}
-
-/// `y = act(y + bias)` on rows of `channels`; `pre` receives `y + bias` when given.
-fn bias_act_rows(
-    y: &mut [f32],
-    pre: Option<&mut [f32]>,
-    bias: Option<&[f32]>,
-    channels: usize,
-    act: Activation,
-) {
-    if let Some(pre) = pre {
-        for (row, prow) in y
-            .chunks_exact_mut(channels)
-            .zip(pre.chunks_exact_mut(channels))
-        {
-            if let Some(b) = bias {
-                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-            }
-            prow.copy_from_slice(row);
-            row.iter_mut().for_each(|v| *v = act.apply(*v));
-        }
-        return;
-    }
-    with_act!(act, |f| match bias {
-        Some(b) => {
-            for row in y.chunks_exact_mut(channels) {
-                for (v, b) in row.iter_mut().zip(b) {
-                    *v = f(*v + b);
+                for ((d, &g), &o) in dz.iter_mut().zip(dy).zip(y) {
+                    *d = if o > 0.0 { g } else { 0.0 };
                 }
             }
-        }
-        None => {
-            if act != Activation::Linear {
-                y.iter_mut().for_each(|v| *v = f(*v));
-            }
-        }
-    });
-}
-
-/// `dz = dy * act'(pre or y)`.
-fn act_grad(dz: &mut [f32], dy: &[f32], y: &[f32], pre: Option<&[f32]>, act: Activation) {
-    match act {
-        Activation::Relu => {
-            for ((d, &g), &o) in dz.iter_mut().zip(dy).zip(y) {
-                *d = if o > 0.0 { g } else { 0.0 };
-            }
-        }
-        _ => {
-            let x = pre.unwrap_or(y);
-            for (((d, &g), &o), &i) in dz.iter_mut().zip(dy).zip(y).zip(x) {
-                *d = g * act.derivative(i, o);
-            }
-        }
-    }
-}
-
-/// NHWC im2col: `cols[(img, oy, ox), (ky, kx, c)]` for `nb` images of `x`, zeros in the padding.
-fn im2col(cols: &mut [f32], x: &[f32], nb: usize, g: &ConvGeom) {
-    let (ci, patch) = (g.c_in, g.patch());
-    let seg = g.kw * ci;
-    let img = g.h * g.w * ci;
-    let mut r = 0;
-    for n in 0..nb {
-        let ximg = &x[n * img..(n + 1) * img];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let row = &mut cols[r * patch..(r + 1) * patch];
-                r += 1;
-                let ix0 = (ox * g.stride) as isize - g.pad_left as isize;
-                let full_x = ix0 >= 0 && ix0 as usize + g.kw <= g.w;
-                for ky in 0..g.kh {
-                    let dst = &mut row[ky * seg..(ky + 1) * seg];
-                    let iy = (oy * g.stride + ky) as isize - g.pad_top as isize;
-                    if iy < 0 || iy as usize >= g.h {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let line = iy as usize * g.w;
-                    if full_x {
-                        let s = (line + ix0 as usize) * ci;
-                        dst.copy_from_slice(&ximg[s..s + seg]);
-                        continue;
-                    }
-                    for kx in 0..g.kw {
-                        let d = &mut dst[kx * ci..(kx + 1) * ci];
-                        let ix = ix0 + kx as isize;
-                        if ix < 0 || ix as usize >= g.w {
-                            d.fill(0.0);
-                        } else {
-                            let s = (line + ix as usize) * ci;
-                            d.copy_from_slice(&ximg[s..s + ci]);
-                        }
-                    }
+            _ => {
+                let x = pre.unwrap_or(y);
+                for (((d, &g), &o), &i) in dz.iter_mut().zip(dy).zip(y).zip(x) {
+                    *d = g * act.derivative(i, o);
                 }
             }
         }
     }
 }
 
-/// Adjoint of [`im2col`]: `dx += col2im(dcols)` for `nb` images.
-fn col2im_add(dx: &mut [f32], dcols: &[f32], nb: usize, g: &ConvGeom) {
-    let (ci, patch) = (g.c_in, g.patch());
-    let seg = g.kw * ci;
-    let img = g.h * g.w * ci;
-    let mut r = 0;
-    for n in 0..nb {
-        let dimg = &mut dx[n * img..(n + 1) * img];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let row = &dcols[r * patch..(r + 1) * patch];
-                r += 1;
-                let ix0 = (ox * g.stride) as isize - g.pad_left as isize;
-                let full_x = ix0 >= 0 && ix0 as usize + g.kw <= g.w;
-                for ky in 0..g.kh {
-                    let src = &row[ky * seg..(ky + 1) * seg];
-                    let iy = (oy * g.stride + ky) as isize - g.pad_top as isize;
-                    if iy < 0 || iy as usize >= g.h {
-                        continue;
-                    }
-                    let line = iy as usize * g.w;
-                    if full_x {
-                        let s = (line + ix0 as usize) * ci;
-                        dimg[s..s + seg]
-                            .iter_mut()
-                            .zip(src)
-                            .for_each(|(d, v)| *d += v);
-                        continue;
-                    }
-                    for kx in 0..g.kw {
-                        let ix = ix0 + kx as isize;
-                        if ix < 0 || ix as usize >= g.w {
+/// `dst.copy_from_slice(src)` for the short segments of im2col (3 values for a 3-wide kernel on
+/// one channel, 96 for 32 channels): a library `memcpy` call per segment costs more than the
+/// copy, so whole 16- and 4-value blocks are moved as arrays and the last 0–3 values one by one.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    assert_eq!(n, src.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        let s: [f32; 16] = src[i..i + 16].try_into().unwrap();
+        dst[i..i + 16].copy_from_slice(&s);
+        i += 16;
+    }
+    while i + 4 <= n {
+        let s: [f32; 4] = src[i..i + 4].try_into().unwrap();
+        dst[i..i + 4].copy_from_slice(&s);
+        i += 4;
+    }
+    match n - i {
+        3 => {
+            dst[i] = src[i];
+            dst[i + 1] = src[i + 1];
+            dst[i + 2] = src[i + 2];
+        }
+        2 => {
+            dst[i] = src[i];
+            dst[i + 1] = src[i + 1];
+        }
+        1 => dst[i] = src[i],
+        _ => {}
+    }
+}
+
+simd_fn! {
+    /// NHWC im2col: `cols[(img, oy, ox), (ky, kx, c)]` for `nb` images of `x`, zeros in the padding.
+    fn im2col(cols: &mut [f32], x: &[f32], nb: usize, g: &ConvGeom) {
+        let (ci, patch) = (g.c_in, g.patch());
+        let seg = g.kw * ci;
+        let img = g.h * g.w * ci;
+        let mut r = 0;
+        for n in 0..nb {
+            let ximg = &x[n * img..(n + 1) * img];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let row = &mut cols[r * patch..(r + 1) * patch];
+                    r += 1;
+                    let ix0 = (ox * g.stride) as isize - g.pad_left as isize;
+                    let full_x = ix0 >= 0 && ix0 as usize + g.kw <= g.w;
+                    for ky in 0..g.kh {
+                        let dst = &mut row[ky * seg..(ky + 1) * seg];
+                        let iy = (oy * g.stride + ky) as isize - g.pad_top as isize;
+                        if iy < 0 || iy as usize >= g.h {
+                            dst.fill(0.0);
                             continue;
                         }
-                        let s = (line + ix as usize) * ci;
-                        dimg[s..s + ci]
-                            .iter_mut()
-                            .zip(&src[kx * ci..(kx + 1) * ci])
-                            .for_each(|(d, v)| *d += v);
+                        let line = iy as usize * g.w;
+                        if full_x {
+                            let s = (line + ix0 as usize) * ci;
+                            copy_short(dst, &ximg[s..s + seg]);
+                            continue;
+                        }
+                        for kx in 0..g.kw {
+                            let d = &mut dst[kx * ci..(kx + 1) * ci];
+                            let ix = ix0 + kx as isize;
+                            if ix < 0 || ix as usize >= g.w {
+                                d.fill(0.0);
+                            } else {
+                                let s = (line + ix as usize) * ci;
+                                copy_short(d, &ximg[s..s + ci]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// Adjoint of [`im2col`]: `dx += col2im(dcols)` for `nb` images.
+    fn col2im_add(dx: &mut [f32], dcols: &[f32], nb: usize, g: &ConvGeom) {
+        let (ci, patch) = (g.c_in, g.patch());
+        let seg = g.kw * ci;
+        let img = g.h * g.w * ci;
+        let mut r = 0;
+        for n in 0..nb {
+            let dimg = &mut dx[n * img..(n + 1) * img];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let row = &dcols[r * patch..(r + 1) * patch];
+                    r += 1;
+                    let ix0 = (ox * g.stride) as isize - g.pad_left as isize;
+                    let full_x = ix0 >= 0 && ix0 as usize + g.kw <= g.w;
+                    for ky in 0..g.kh {
+                        let src = &row[ky * seg..(ky + 1) * seg];
+                        let iy = (oy * g.stride + ky) as isize - g.pad_top as isize;
+                        if iy < 0 || iy as usize >= g.h {
+                            continue;
+                        }
+                        let line = iy as usize * g.w;
+                        if full_x {
+                            let s = (line + ix0 as usize) * ci;
+                            dimg[s..s + seg]
+                                .iter_mut()
+                                .zip(src)
+                                .for_each(|(d, v)| *d += v);
+                            continue;
+                        }
+                        for kx in 0..g.kw {
+                            let ix = ix0 + kx as isize;
+                            if ix < 0 || ix as usize >= g.w {
+                                continue;
+                            }
+                            let s = (line + ix as usize) * ci;
+                            dimg[s..s + ci]
+                                .iter_mut()
+                                .zip(&src[kx * ci..(kx + 1) * ci])
+                                .for_each(|(d, v)| *d += v);
+                        }
                     }
                 }
             }
@@ -296,9 +319,37 @@ fn micro_batch(g: &ConvGeom) -> usize {
     (target_rows() / (g.oh * g.ow).max(1)).max(1)
 }
 
+/// Whether the convolution runs on the direct small-patch kernels (see [`direct`]) instead of
+/// GEMM. `MODELSMITH_CONV_DIRECT=0` turns them off (for comparisons).
+fn use_direct(g: &ConvGeom) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    direct::supports(g)
+        && *ON.get_or_init(|| std::env::var("MODELSMITH_CONV_DIRECT").as_deref() != Ok("0"))
+}
+
+simd_fn! {
+    /// `acc[c] += Σ_rows m[row, c]` for `m` of rows of `acc.len()` values.
+    fn add_rows(acc: &mut [f32], m: &[f32]) {
+        for row in m.chunks_exact(acc.len()) {
+            acc.iter_mut().zip(row).for_each(|(b, d)| *b += d);
+        }
+    }
+}
+
 /// Whether im2col is the identity (1x1, stride 1, no padding): the input rows are the columns.
 fn is_pointwise(g: &ConvGeom) -> bool {
     g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad_top == 0 && g.pad_left == 0
+}
+
+/// The im2col columns of `nb` images of `x` in `buf` (or `x` itself for a pointwise conv).
+fn columns<'a>(buf: &'a mut Vec<f32>, x: &'a [f32], nb: usize, g: &ConvGeom) -> &'a [f32] {
+    if is_pointwise(g) {
+        return x;
+    }
+    let rows = nb * g.oh * g.ow;
+    ensure(buf, rows * g.patch());
+    im2col(buf, x, nb, g);
+    &buf[..rows * g.patch()]
 }
 
 /// Forward convolution of `imgs` images on the calling thread.
@@ -311,6 +362,7 @@ fn conv_forward_chunk(
     bias: Option<&[f32]>,
     g: &ConvGeom,
     act: Activation,
+    wt: Option<&[f32]>,
     cols: &mut Vec<f32>,
     imgs: usize,
 ) {
@@ -330,6 +382,15 @@ fn conv_forward_chunk(
             im2col(cols, xin, nb, g);
             &cols[..rows * patch]
         };
+        let pblk = pre
+            .as_deref_mut()
+            .map(|p| &mut p[i0 * out_rows * co..(i0 * out_rows + rows) * co]);
+        if let Some(wt) = wt {
+            // Small patch: direct kernel with the bias and activation fused.
+            direct::forward(yblk, pblk, a, wt, bias, patch, co, act);
+            i0 += nb;
+            continue;
+        }
         // y[rows, co] = cols[rows, patch] · w[co, patch]ᵀ
         sgemm(
             rows,
@@ -343,9 +404,6 @@ fn conv_forward_chunk(
             false,
             Parallelism::None,
         );
-        let pblk = pre
-            .as_deref_mut()
-            .map(|p| &mut p[i0 * out_rows * co..(i0 * out_rows + rows) * co]);
         bias_act_rows(yblk, pblk, bias, co, act);
         i0 += nb;
     }
@@ -374,6 +432,7 @@ fn conv_backward_chunk(
     act: Activation,
     bufs: ConvBackBufs<'_>,
     imgs: usize,
+    direct: bool,
 ) {
     let (patch, co) = (g.patch(), g.c_out);
     let (in_img, out_rows) = (g.h * g.w * g.c_in, g.oh * g.ow);
@@ -387,6 +446,22 @@ fn conv_backward_chunk(
         let nb = mb.min(imgs - i0);
         let rows = nb * out_rows;
         let span = i0 * out_rows * co..(i0 * out_rows + rows) * co;
+        if direct && dx.is_none() && matches!(act, Activation::Relu | Activation::Linear) {
+            // Small patch, first layer: dw and db in one pass with the ReLU mask fused in.
+            let cols = columns(bufs.cols, &x[i0 * in_img..(i0 + nb) * in_img], nb, g);
+            let relu_out = (act == Activation::Relu).then(|| &y[span.clone()]);
+            direct::backward_weights(
+                &mut bufs.dw[..co * patch],
+                &mut bufs.db[..co],
+                &dy[span],
+                relu_out,
+                cols,
+                patch,
+                co,
+            );
+            i0 += nb;
+            continue;
+        }
         // dz[rows, co] = dy ⊙ act'(·)
         let dz: &[f32] = if act == Activation::Linear {
             &dy[span]
@@ -401,31 +476,36 @@ fn conv_backward_chunk(
             );
             &bufs.dz[..rows * co]
         };
-        // db[co] += Σ_rows dz
-        for row in dz.chunks_exact(co) {
-            bufs.db[..co].iter_mut().zip(row).for_each(|(b, d)| *b += d);
-        }
         let xin = &x[i0 * in_img..(i0 + nb) * in_img];
-        let cols: &[f32] = if is_pointwise(g) {
-            xin
+        let cols: &[f32] = columns(bufs.cols, xin, nb, g);
+        if direct {
+            // Small patch: dw and db in one pass with register accumulators.
+            direct::backward_weights(
+                &mut bufs.dw[..co * patch],
+                &mut bufs.db[..co],
+                dz,
+                None,
+                cols,
+                patch,
+                co,
+            );
         } else {
-            ensure(bufs.cols, rows * patch);
-            im2col(bufs.cols, xin, nb, g);
-            &bufs.cols[..rows * patch]
-        };
-        // dw[co, patch] += dzᵀ · cols
-        sgemm(
-            co,
-            patch,
-            rows,
-            dz,
-            true,
-            cols,
-            false,
-            bufs.dw,
-            true,
-            Parallelism::None,
-        );
+            // db[co] += Σ_rows dz
+            add_rows(&mut bufs.db[..co], dz);
+            // dw[co, patch] += dzᵀ · cols
+            sgemm(
+                co,
+                patch,
+                rows,
+                dz,
+                true,
+                cols,
+                false,
+                bufs.dw,
+                true,
+                Parallelism::None,
+            );
+        }
         if let Some(dx) = dx.as_deref_mut() {
             let dxblk = &mut dx[i0 * in_img..(i0 + nb) * in_img];
             if is_pointwise(g) {
@@ -464,45 +544,75 @@ fn conv_backward_chunk(
     }
 }
 
-fn max_pool_image(y: &mut [f32], am: &mut [u32], x: &[f32], g: &PoolGeom) {
-    let c = g.c;
-    for oy in 0..g.oh {
-        let y0 = (oy * g.stride) as isize - g.pad_top as isize;
-        let (ky0, ky1) = (
-            y0.max(0) as usize,
-            ((y0 + g.k as isize).min(g.h as isize)) as usize,
-        );
-        for ox in 0..g.ow {
-            let x0 = (ox * g.stride) as isize - g.pad_left as isize;
-            let (kx0, kx1) = (
-                x0.max(0) as usize,
-                ((x0 + g.k as isize).min(g.w as isize)) as usize,
-            );
-            let o = (oy * g.ow + ox) * c;
-            let (out, idx) = (&mut y[o..o + c], &mut am[o..o + c]);
-            // Pass 1: the maximum (a plain vector max over the window).
-            let first = (ky0 * g.w + kx0) * c;
-            out.copy_from_slice(&x[first..first + c]);
-            for iy in ky0..ky1 {
-                for ix in kx0..kx1 {
-                    let base = (iy * g.w + ix) * c;
-                    for (o, &v) in out.iter_mut().zip(&x[base..base + c]) {
-                        *o = if v > *o { v } else { *o };
+/// `MODELSMITH_POOL_FAST=0` turns the 2x2 max-pool fast path off (for comparisons).
+fn pool_fast_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MODELSMITH_POOL_FAST").as_deref() != Ok("0"))
+}
+
+/// Whether max pooling takes the 2x2 stride-2 fast path: windows tile the image without padding
+/// or overlap (a trailing odd row or column is simply not covered, as with "valid" padding).
+fn is_pool2x2(g: &PoolGeom) -> bool {
+    g.k == 2
+        && g.stride == 2
+        && g.pad_top == 0
+        && g.pad_left == 0
+        && 2 * g.oh <= g.h
+        && 2 * g.ow <= g.w
+}
+
+simd_fn! {
+    /// 2x2 stride-2 max pooling of one image in one pass: for each window the four input pixels'
+    /// channel vectors are compared lane-wise with `>` in scan order (so the first maximum wins,
+    /// as in [`max_pool_image`]), selecting the value and its index together.
+    fn max_pool2x2_image(y: &mut [f32], am: &mut [u32], x: &[f32], g: &PoolGeom) {
+        let (c, w) = (g.c, g.w);
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let i00 = (2 * oy * w + 2 * ox) * c;
+                let (i01, i10) = (i00 + c, i00 + w * c);
+                let i11 = i10 + c;
+                let o = (oy * g.ow + ox) * c;
+                let (xa, xb) = (&x[i00..i00 + c], &x[i01..i01 + c]);
+                let (xc, xd) = (&x[i10..i10 + c], &x[i11..i11 + c]);
+                let (out, idx) = (&mut y[o..o + c], &mut am[o..o + c]);
+                for k in 0..c {
+                    let (mut m, mut i) = (xa[k], (i00 + k) as u32);
+                    if xb[k] > m {
+                        m = xb[k];
+                        i = (i01 + k) as u32;
                     }
+                    if xc[k] > m {
+                        m = xc[k];
+                        i = (i10 + k) as u32;
+                    }
+                    if xd[k] > m {
+                        m = xd[k];
+                        i = (i11 + k) as u32;
+                    }
+                    out[k] = m;
+                    idx[k] = i;
                 }
             }
-            // Pass 2: where it was, scanning the window backwards so the first maximum wins.
-            for iy in (ky0..ky1).rev() {
-                for ix in (kx0..kx1).rev() {
-                    let base = (iy * g.w + ix) * c;
-                    let src = &x[base..base + c];
-                    let b = base as u32;
-                    for (k, ((i, &v), &m)) in
-                        (b..b + c as u32).zip(idx.iter_mut().zip(src).zip(out.iter()))
-                    {
-                        // Branch-free: equal-to-max lanes take this position.
-                        let eq = (v == m) as u32;
-                        *i = eq * k + (1 - eq) * *i;
+        }
+    }
+}
+
+simd_fn! {
+    /// Backward of [`max_pool2x2_image`]: `dx += dy` at each window's argmax, as a dense pass
+    /// over the four pixels of every window (sequential and vectorised, unlike the scatter).
+    fn max_pool2x2_backward_image(dx: &mut [f32], dy: &[f32], am: &[u32], g: &PoolGeom) {
+        let (c, w) = (g.c, g.w);
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let o = (oy * g.ow + ox) * c;
+                let (d, a) = (&dy[o..o + c], &am[o..o + c]);
+                let i00 = (2 * oy * w + 2 * ox) * c;
+                for base in [i00, i00 + c, i00 + w * c, i00 + w * c + c] {
+                    let dst = &mut dx[base..base + c];
+                    for k in 0..c {
+                        let hit = a[k] == (base + k) as u32;
+                        dst[k] += if hit { d[k] } else { 0.0 };
                     }
                 }
             }
@@ -510,52 +620,102 @@ fn max_pool_image(y: &mut [f32], am: &mut [u32], x: &[f32], g: &PoolGeom) {
     }
 }
 
-fn avg_pool_image(
-    y: &mut [f32],
-    x: Option<&[f32]>,
-    dx: Option<&mut [f32]>,
-    dy: &[f32],
-    g: &PoolGeom,
-) {
-    let c = g.c;
-    let mut dx = dx;
-    let mut y = Some(y);
-    for oy in 0..g.oh {
-        let y0 = (oy * g.stride) as isize - g.pad_top as isize;
-        let (ky0, ky1) = (
-            y0.max(0) as usize,
-            ((y0 + g.k as isize).min(g.h as isize)) as usize,
-        );
-        for ox in 0..g.ow {
-            let x0 = (ox * g.stride) as isize - g.pad_left as isize;
-            let (kx0, kx1) = (
-                x0.max(0) as usize,
-                ((x0 + g.k as isize).min(g.w as isize)) as usize,
+simd_fn! {
+    fn max_pool_image(y: &mut [f32], am: &mut [u32], x: &[f32], g: &PoolGeom) {
+        let c = g.c;
+        for oy in 0..g.oh {
+            let y0 = (oy * g.stride) as isize - g.pad_top as isize;
+            let (ky0, ky1) = (
+                y0.max(0) as usize,
+                ((y0 + g.k as isize).min(g.h as isize)) as usize,
             );
-            let inv = 1.0 / ((ky1 - ky0) * (kx1 - kx0)) as f32;
-            let o = (oy * g.ow + ox) * c;
-            if let (Some(x), Some(y)) = (x, y.as_deref_mut()) {
-                let out = &mut y[o..o + c];
-                out.fill(0.0);
+            for ox in 0..g.ow {
+                let x0 = (ox * g.stride) as isize - g.pad_left as isize;
+                let (kx0, kx1) = (
+                    x0.max(0) as usize,
+                    ((x0 + g.k as isize).min(g.w as isize)) as usize,
+                );
+                let o = (oy * g.ow + ox) * c;
+                let (out, idx) = (&mut y[o..o + c], &mut am[o..o + c]);
+                // Pass 1: the maximum (a plain vector max over the window).
+                let first = (ky0 * g.w + kx0) * c;
+                out.copy_from_slice(&x[first..first + c]);
                 for iy in ky0..ky1 {
                     for ix in kx0..kx1 {
                         let base = (iy * g.w + ix) * c;
-                        out.iter_mut()
-                            .zip(&x[base..base + c])
-                            .for_each(|(a, v)| *a += v);
+                        for (o, &v) in out.iter_mut().zip(&x[base..base + c]) {
+                            *o = if v > *o { v } else { *o };
+                        }
                     }
                 }
-                out.iter_mut().for_each(|a| *a *= inv);
-            }
-            if let Some(dx) = dx.as_deref_mut() {
-                let g_out = &dy[o..o + c];
-                for iy in ky0..ky1 {
-                    for ix in kx0..kx1 {
+                // Pass 2: where it was, scanning the window backwards so the first maximum wins.
+                for iy in (ky0..ky1).rev() {
+                    for ix in (kx0..kx1).rev() {
                         let base = (iy * g.w + ix) * c;
-                        dx[base..base + c]
-                            .iter_mut()
-                            .zip(g_out)
-                            .for_each(|(d, v)| *d += v * inv);
+                        let src = &x[base..base + c];
+                        let b = base as u32;
+                        for (k, ((i, &v), &m)) in
+                            (b..b + c as u32).zip(idx.iter_mut().zip(src).zip(out.iter()))
+                        {
+                            // Branch-free: equal-to-max lanes take this position.
+                            let eq = (v == m) as u32;
+                            *i = eq * k + (1 - eq) * *i;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+simd_fn! {
+    fn avg_pool_image(
+        y: &mut [f32],
+        x: Option<&[f32]>,
+        dx: Option<&mut [f32]>,
+        dy: &[f32],
+        g: &PoolGeom,
+    ) {
+        let c = g.c;
+        let mut dx = dx;
+        let mut y = Some(y);
+        for oy in 0..g.oh {
+            let y0 = (oy * g.stride) as isize - g.pad_top as isize;
+            let (ky0, ky1) = (
+                y0.max(0) as usize,
+                ((y0 + g.k as isize).min(g.h as isize)) as usize,
+            );
+            for ox in 0..g.ow {
+                let x0 = (ox * g.stride) as isize - g.pad_left as isize;
+                let (kx0, kx1) = (
+                    x0.max(0) as usize,
+                    ((x0 + g.k as isize).min(g.w as isize)) as usize,
+                );
+                let inv = 1.0 / ((ky1 - ky0) * (kx1 - kx0)) as f32;
+                let o = (oy * g.ow + ox) * c;
+                if let (Some(x), Some(y)) = (x, y.as_deref_mut()) {
+                    let out = &mut y[o..o + c];
+                    out.fill(0.0);
+                    for iy in ky0..ky1 {
+                        for ix in kx0..kx1 {
+                            let base = (iy * g.w + ix) * c;
+                            out.iter_mut()
+                                .zip(&x[base..base + c])
+                                .for_each(|(a, v)| *a += v);
+                        }
+                    }
+                    out.iter_mut().for_each(|a| *a *= inv);
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    let g_out = &dy[o..o + c];
+                    for iy in ky0..ky1 {
+                        for ix in kx0..kx1 {
+                            let base = (iy * g.w + ix) * c;
+                            dx[base..base + c]
+                                .iter_mut()
+                                .zip(g_out)
+                                .for_each(|(d, v)| *d += v * inv);
+                        }
                     }
                 }
             }
@@ -665,20 +825,30 @@ impl Backend for Cpu {
         if chunks == 0 || out_img == 0 {
             return;
         }
-        if scratch.bufs.len() < chunks {
-            scratch.bufs.resize_with(chunks, Vec::new);
+        // Scratch: [transposed kernel (direct path only), im2col columns per chunk...].
+        if scratch.bufs.len() < chunks + 1 {
+            scratch.bufs.resize_with(chunks + 1, Vec::new);
         }
+        let (wt_buf, col_bufs) = scratch.bufs.split_at_mut(1);
+        let wt: Option<&[f32]> = if use_direct(g) {
+            let wt = &mut wt_buf[0];
+            ensure(wt, g.patch() * g.c_out);
+            direct::transpose_kernel(wt, w, g.c_out, g.patch());
+            Some(&wt[..g.patch() * g.c_out])
+        } else {
+            None
+        };
         let mut pres: Vec<Option<&mut [f32]>> = match pre {
             Some(p) => p.chunks_mut(per * out_img).map(Some).collect(),
             None => (0..chunks).map(|_| None).collect(),
         };
         y.par_chunks_mut(per * out_img)
             .zip(x.par_chunks(per * in_img))
-            .zip(scratch.bufs[..chunks].par_iter_mut())
+            .zip(col_bufs[..chunks].par_iter_mut())
             .zip(pres.par_iter_mut())
             .for_each(|(((y, x), cols), pre)| {
                 let imgs = x.len() / in_img;
-                conv_forward_chunk(y, pre.take(), x, w, bias, g, act, cols, imgs);
+                conv_forward_chunk(y, pre.take(), x, w, bias, g, act, wt, cols, imgs);
             });
     }
 
@@ -742,6 +912,7 @@ impl Backend for Cpu {
                         db: dbp,
                     },
                     imgs,
+                    use_direct(g),
                 );
             });
         // Reduce the per-thread partials in a fixed order (deterministic for a thread count).
@@ -760,6 +931,7 @@ impl Backend for Cpu {
     }
 
     fn max_pool_forward(&self, y: &mut [f32], argmax: &mut [u32], x: &[f32], g: &PoolGeom) {
+        let fast = is_pool2x2(g) && pool_fast_on();
         let (per, _) = batch_split(g.n);
         let (in_img, out_img) = (g.h * g.w * g.c, g.oh * g.ow * g.c);
         y.par_chunks_mut(per * out_img)
@@ -771,12 +943,17 @@ impl Backend for Cpu {
                     .zip(am.chunks_exact_mut(out_img))
                     .zip(x.chunks_exact(in_img))
                 {
-                    max_pool_image(y, am, x, g);
+                    if fast {
+                        max_pool2x2_image(y, am, x, g);
+                    } else {
+                        max_pool_image(y, am, x, g);
+                    }
                 }
             });
     }
 
     fn max_pool_backward(&self, dx: &mut [f32], dy: &[f32], argmax: &[u32], g: &PoolGeom) {
+        let fast = is_pool2x2(g) && pool_fast_on();
         let (per, _) = batch_split(g.n);
         let (in_img, out_img) = (g.h * g.w * g.c, g.oh * g.ow * g.c);
         dx.par_chunks_mut(per * in_img)
@@ -788,6 +965,10 @@ impl Backend for Cpu {
                     .zip(dy.chunks_exact(out_img))
                     .zip(am.chunks_exact(out_img))
                 {
+                    if fast {
+                        max_pool2x2_backward_image(dx, dy, am, g);
+                        continue;
+                    }
                     for (&g, &i) in dy.iter().zip(am) {
                         dx[i as usize] += g;
                     }
@@ -861,5 +1042,168 @@ impl Backend for Cpu {
             .iter_mut()
             .zip(&sab)
             .for_each(|(o, v)| *o = *v as f32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast paths against the generic ones on random inputs (odd sizes, padding, stride 2,
+    //! batch 1 and odd batches, 1–3 input channels, ties in max pooling).
+    use super::*;
+    use crate::backend::Padding;
+    use crate::rng::SplitMix64;
+
+    fn random(len: usize, seed: u64) -> Vec<f32> {
+        let mut r = SplitMix64::new(seed);
+        (0..len).map(|_| r.next_f32() * 2.0 - 1.0).collect()
+    }
+
+    fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (u, v)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (u - v).abs() <= 1e-5 * scale.max(1.0),
+                "{what}[{i}]: {u} vs {v} (scale {scale})"
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn geom(
+        n: usize,
+        h: usize,
+        w: usize,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: Padding,
+    ) -> ConvGeom {
+        let (oh, pad_top) = pad.output_and_pad(h, k, stride).unwrap();
+        let (ow, pad_left) = pad.output_and_pad(w, k, stride).unwrap();
+        ConvGeom {
+            n,
+            h,
+            w,
+            c_in,
+            oh,
+            ow,
+            c_out,
+            kh: k,
+            kw: k,
+            stride,
+            pad_top,
+            pad_left,
+        }
+    }
+
+    fn direct_cases() -> Vec<ConvGeom> {
+        vec![
+            geom(3, 28, 28, 1, 32, 3, 1, Padding::Valid),
+            geom(1, 7, 9, 1, 16, 3, 1, Padding::Same),
+            geom(5, 9, 7, 3, 16, 3, 2, Padding::Same),
+            geom(2, 8, 11, 2, 32, 3, 2, Padding::Valid),
+            geom(3, 6, 5, 1, 48, 5, 1, Padding::Same),
+            geom(1, 10, 10, 3, 32, 3, 1, Padding::Same),
+        ]
+    }
+
+    #[test]
+    fn direct_conv_matches_gemm() {
+        for g in direct_cases() {
+            if !direct::supports(&g) {
+                eprintln!("skipping direct-kernel comparison: no AVX-512 on this CPU");
+                return;
+            }
+            let (in_len, out_len) = (g.n * g.h * g.w * g.c_in, g.n * g.oh * g.ow * g.c_out);
+            let x = random(in_len, 1);
+            let w = random(g.c_out * g.patch(), 2);
+            let bias = random(g.c_out, 3);
+            let mut wt = vec![0.0; g.patch() * g.c_out];
+            direct::transpose_kernel(&mut wt, &w, g.c_out, g.patch());
+            for act in [Activation::Relu, Activation::Linear, Activation::Gelu] {
+                let run_fwd = |direct: bool| {
+                    let (mut y, mut pre, mut cols) =
+                        (vec![0.0; out_len], vec![0.0; out_len], vec![]);
+                    let wt = direct.then_some(&wt[..]);
+                    let p = act.needs_input().then_some(&mut pre[..]);
+                    conv_forward_chunk(&mut y, p, &x, &w, Some(&bias), &g, act, wt, &mut cols, g.n);
+                    (y, pre)
+                };
+                let ((y0, p0), (y1, p1)) = (run_fwd(false), run_fwd(true));
+                assert_close(&format!("{g:?} {act:?} y"), &y1, &y0);
+                assert_close(&format!("{g:?} {act:?} pre"), &p1, &p0);
+                let dy = random(out_len, 4);
+                for with_dx in [false, true] {
+                    let run_bwd = |direct: bool| {
+                        let mut b: Vec<Vec<f32>> = vec![vec![]; 5];
+                        let mut dx = vec![0.5; in_len];
+                        let [cols, dz, dcols, dw, db] = &mut b[..] else {
+                            unreachable!()
+                        };
+                        let bufs = ConvBackBufs {
+                            cols,
+                            dz,
+                            dcols,
+                            dw,
+                            db,
+                        };
+                        let dxs = with_dx.then_some(&mut dx[..]);
+                        let pre = act.needs_input().then_some(&p0[..]);
+                        conv_backward_chunk(dxs, &dy, &y0, pre, &x, &w, &g, act, bufs, g.n, direct);
+                        (b[3][..w.len()].to_vec(), b[4][..g.c_out].to_vec(), dx)
+                    };
+                    let ((dw0, db0, dx0), (dw1, db1, dx1)) = (run_bwd(false), run_bwd(true));
+                    let what = format!("{g:?} {act:?} dx {with_dx}");
+                    assert_close(&format!("{what} dw"), &dw1, &dw0);
+                    assert_close(&format!("{what} db"), &db1, &db0);
+                    assert_close(&format!("{what} dx"), &dx1, &dx0);
+                }
+            }
+        }
+    }
+
+    fn pool_geom(n: usize, h: usize, w: usize, c: usize) -> PoolGeom {
+        PoolGeom {
+            n,
+            h,
+            w,
+            c,
+            oh: h / 2,
+            ow: w / 2,
+            k: 2,
+            stride: 2,
+            pad_top: 0,
+            pad_left: 0,
+        }
+    }
+
+    #[test]
+    fn max_pool_2x2_fast_path_matches_generic() {
+        for (h, w, c) in [(6, 7, 3), (26, 26, 32), (11, 11, 64), (5, 4, 1), (2, 2, 17)] {
+            let g = pool_geom(1, h, w, c);
+            assert!(is_pool2x2(&g));
+            // Values on a coarse grid so windows have ties (the first maximum must win).
+            let x: Vec<f32> = random(h * w * c, 7)
+                .iter()
+                .map(|v| (v * 3.0).round())
+                .collect();
+            let out = g.oh * g.ow * c;
+            let (mut y0, mut a0) = (vec![0.0; out], vec![0u32; out]);
+            let (mut y1, mut a1) = (vec![1.0; out], vec![9u32; out]);
+            max_pool_image(&mut y0, &mut a0, &x, &g);
+            max_pool2x2_image(&mut y1, &mut a1, &x, &g);
+            assert_eq!(y0, y1, "{h}x{w}x{c} values");
+            assert_eq!(a0, a1, "{h}x{w}x{c} argmax");
+            let dy = random(out, 8);
+            let mut dx0 = random(h * w * c, 9);
+            let mut dx1 = dx0.clone();
+            for (&d, &i) in dy.iter().zip(&a0) {
+                dx0[i as usize] += d;
+            }
+            max_pool2x2_backward_image(&mut dx1, &dy, &a1, &g);
+            assert_eq!(dx0, dx1, "{h}x{w}x{c} dx");
+        }
     }
 }

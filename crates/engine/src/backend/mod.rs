@@ -22,6 +22,8 @@
 //! and the copies disappear. Layers do not change: they only ever call through the trait.
 
 mod cpu;
+mod direct;
+pub(crate) mod simd;
 
 pub use cpu::Cpu;
 
