@@ -348,7 +348,11 @@ fn columns<'a>(buf: &'a mut Vec<f32>, x: &'a [f32], nb: usize, g: &ConvGeom) -> 
     }
     let rows = nb * g.oh * g.ow;
     ensure(buf, rows * g.patch());
-    im2col(buf, x, nb, g);
+    if use_direct(g) {
+        direct::im2col(buf, x, nb, g);
+    } else {
+        im2col(buf, x, nb, g);
+    }
     &buf[..rows * g.patch()]
 }
 
@@ -375,13 +379,7 @@ fn conv_forward_chunk(
         let rows = nb * out_rows;
         let xin = &x[i0 * in_img..(i0 + nb) * in_img];
         let yblk = &mut y[i0 * out_rows * co..(i0 * out_rows + rows) * co];
-        let a: &[f32] = if is_pointwise(g) {
-            xin
-        } else {
-            ensure(cols, rows * patch);
-            im2col(cols, xin, nb, g);
-            &cols[..rows * patch]
-        };
+        let a = columns(cols, xin, nb, g);
         let pblk = pre
             .as_deref_mut()
             .map(|p| &mut p[i0 * out_rows * co..(i0 * out_rows + rows) * co]);
@@ -1161,6 +1159,18 @@ mod tests {
                     assert_close(&format!("{what} dx"), &dx1, &dx0);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn direct_im2col_matches_generic() {
+        for g in direct_cases() {
+            let x = random(g.n * g.h * g.w * g.c_in, 5);
+            let len = g.n * g.oh * g.ow * g.patch();
+            let (mut a, mut b) = (vec![0.0; len], vec![1.0; len]);
+            im2col(&mut a, &x, g.n, &g);
+            direct::im2col(&mut b, &x, g.n, &g);
+            assert_eq!(a, b, "{g:?}");
         }
     }
 
