@@ -69,6 +69,10 @@ pub trait Layer: Send {
         Vec::new()
     }
 
+    /// Tells stochastic layers (dropout) which optimizer step the next training pass belongs to,
+    /// so their random draws depend on the step alone and a resumed run repeats them exactly.
+    fn set_training_step(&mut self, _step: u64) {}
+
     /// Multiply-accumulates per example for the forward pass, for FLOP reports.
     fn macs_per_example(&self, _inputs: &[Vec<usize>]) -> u64 {
         0

@@ -170,6 +170,13 @@ impl Network {
         }
     }
 
+    /// Sets the optimizer step for stochastic layers (see [`Layer::set_training_step`]).
+    pub fn set_training_step(&mut self, step: u64) {
+        for node in &mut self.nodes {
+            node.layer.set_training_step(step);
+        }
+    }
+
     /// Sets every parameter gradient to zero.
     pub fn zero_grads(&mut self) {
         for node in &mut self.nodes {

@@ -42,6 +42,10 @@ impl Layer for Dropout {
         "dropout"
     }
 
+    fn set_training_step(&mut self, step: u64) {
+        self.step = step;
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {
         if !(0.0..1.0).contains(&self.rate) {
             return Err(EngineError::Config(format!(

@@ -43,6 +43,8 @@ pub struct TrainReport {
     pub images_per_second: f64,
     pub params: usize,
     pub macs_per_example: u64,
+    /// Forward-pass floating-point operations per example (2 per multiply-accumulate).
+    pub flops_per_example: u64,
     pub out: PathBuf,
 }
 
@@ -143,6 +145,7 @@ pub fn train(
                     .apply_batch(&mut x_buf, &train_set.shape, chunk.len(), aug_seed);
             }
             to_tensor(&mut x, &mut x_buf, chunk.len(), &train_set.shape);
+            net.set_training_step(step);
             let logits = net.forward(&x, Mode::Train);
             let loss = softmax_cross_entropy(&mut dlogits, logits, &labels);
             if !loss.is_finite() {
@@ -260,6 +263,7 @@ pub fn train(
         images_per_second: trained / train_seconds.max(1e-9),
         params: net.param_count(),
         macs_per_example: net.macs_per_example(),
+        flops_per_example: 2 * net.macs_per_example(),
         out: out.to_path_buf(),
     };
     let meta = ModelMeta {

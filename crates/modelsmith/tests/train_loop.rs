@@ -1,0 +1,167 @@
+//! The training loop on the real bundled digits: resume is exact, schedules and dynamic batch
+//! sizes show in the metrics, architectures beyond the seed CNN train.
+
+use std::path::Path;
+
+use modelsmith::data::{load, LoadOptions, LoadedData};
+use modelsmith::model::read_weights_file;
+use modelsmith::train::batch_schedule::BatchSchedule;
+use modelsmith::train::schedule::LrSchedule;
+use modelsmith::train::{train, EpochMetrics, Silent, TrainConfig};
+
+/// The first `n_train` training and `n_test` test digits: small enough for seconds-long runs.
+fn digits(n_train: usize, n_test: usize) -> LoadedData {
+    let data = load("digits", &LoadOptions::default()).unwrap();
+    LoadedData {
+        train: data.train.subset(&(0..n_train).collect::<Vec<_>>()),
+        test: data.test.subset(&(0..n_test).collect::<Vec<_>>()),
+        info: data.info,
+    }
+}
+
+fn metrics(dir: &Path) -> Vec<EpochMetrics> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn resume_continues_exactly_where_it_stopped() {
+    let data = digits(1500, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        epochs: 3,
+        model: "mlp".into(), // has dropout, whose mask stream must survive the restart too
+        ..TrainConfig::default()
+    };
+    let straight = dir.path().join("straight");
+    train(&config, &data, &straight, false, &mut Silent).unwrap();
+
+    let resumed = dir.path().join("resumed");
+    let first = TrainConfig {
+        epochs: 2,
+        ..config.clone()
+    };
+    train(&first, &data, &resumed, false, &mut Silent).unwrap();
+    let report = train(&config, &data, &resumed, true, &mut Silent).unwrap();
+    assert_eq!(report.epochs_run, 3);
+
+    let a = read_weights_file(&straight.join("weights.safetensors")).unwrap();
+    let b = read_weights_file(&resumed.join("weights.safetensors")).unwrap();
+    assert_eq!(a, b, "weights after 3 epochs differ from 2 epochs + resume");
+    let (ma, mb) = (metrics(&straight), metrics(&resumed));
+    assert_eq!(ma.len(), 3);
+    for (x, y) in ma.iter().zip(&mb) {
+        assert_eq!((x.loss, x.val_loss, x.lr), (y.loss, y.val_loss, y.lr));
+    }
+}
+
+#[test]
+fn resume_refuses_changed_settings_and_missing_checkpoints() {
+    let data = digits(300, 100);
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        epochs: 1,
+        model: "mlp".into(),
+        ..TrainConfig::default()
+    };
+    let err = train(&config, &data, dir.path(), true, &mut Silent).unwrap_err();
+    assert!(
+        err.is_bad_input() && err.to_string().contains("no checkpoint"),
+        "{err}"
+    );
+    train(&config, &data, dir.path(), false, &mut Silent).unwrap();
+    let changed = TrainConfig {
+        lr: 0.1,
+        epochs: 2,
+        ..config
+    };
+    let err = train(&changed, &data, dir.path(), true, &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("differ"), "{err}");
+}
+
+#[test]
+fn schedules_and_batch_growth_show_in_metrics() {
+    let data = digits(1000, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        epochs: 3,
+        model: "mlp".into(),
+        decay: 0.0,
+        schedule: LrSchedule::Step {
+            factor: 0.5,
+            every_epochs: 1,
+        },
+        batch_schedule: BatchSchedule::Step {
+            factor: 2,
+            every_epochs: 1,
+            max: 128,
+        },
+        ..TrainConfig::default()
+    };
+    train(&config, &data, dir.path(), false, &mut Silent).unwrap();
+    let m = metrics(dir.path());
+    let lrs: Vec<f32> = m.iter().map(|e| e.lr).collect();
+    let batches: Vec<usize> = m.iter().map(|e| e.batch_size).collect();
+    assert_eq!(lrs, vec![0.01, 0.005, 0.0025]);
+    assert_eq!(batches, vec![32, 64, 128]);
+}
+
+#[test]
+fn residual_batch_norm_model_with_adam_and_augmentation_learns() {
+    let data = digits(2000, 400);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/small-resnet.toml");
+    let config = TrainConfig {
+        epochs: 2,
+        model: spec.display().to_string(),
+        optimizer: "adam".into(),
+        lr: 0.003,
+        decay: 0.0,
+        augment: modelsmith::data::Augment::light(),
+        clip_norm: Some(5.0),
+        ..TrainConfig::default()
+    };
+    let report = train(&config, &data, dir.path(), false, &mut Silent).unwrap();
+    // Ten classes: chance is 10%. Two short epochs on 1,800 images must be far above it.
+    assert!(
+        report.test_accuracy > 0.6,
+        "accuracy {}",
+        report.test_accuracy
+    );
+    let (meta, _) = modelsmith::model::load_model(dir.path()).unwrap();
+    assert!(meta.spec.layers.iter().any(|l| l.kind.type_name() == "add"));
+}
+
+#[test]
+fn early_stopping_stops_and_restores_the_best_epoch() {
+    let data = digits(600, 200);
+    let dir = tempfile::tempdir().unwrap();
+    // A learning rate this high makes val_loss worse after the first epochs.
+    let config = TrainConfig {
+        epochs: 30,
+        model: "mlp".into(),
+        lr: 0.3,
+        early_stopping: modelsmith::train::early_stopping::EarlyStopping {
+            patience: 2,
+            ..Default::default()
+        },
+        ..TrainConfig::default()
+    };
+    let report = train(&config, &data, dir.path(), false, &mut Silent).unwrap();
+    assert!(report.stopped_early, "{report:?}");
+    assert!(report.epochs_run < 30);
+    assert_eq!(report.epochs_run, report.best_epoch + 2);
+    let m = metrics(dir.path());
+    let best = m
+        .iter()
+        .map(|e| e.val_loss.unwrap())
+        .fold(f32::INFINITY, f32::min);
+    // The saved weights are the best epoch's: their validation loss is the best one seen.
+    assert!(
+        (report.val_loss.unwrap() - best).abs() < 1e-5,
+        "{report:?} vs {best}"
+    );
+}
