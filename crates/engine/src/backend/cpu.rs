@@ -3,8 +3,8 @@
 //! buffer and partial weight gradient, reduced once at the end), the bias and activation fused
 //! into the GEMM's epilogue, and pooling and element-wise kernels split the same way.
 
-use super::direct;
 use super::simd::{simd_fn, with_act};
+use super::{direct, winograd};
 use super::{Backend, ConvGeom, PoolGeom, Scratch};
 use crate::Activation;
 use gemm::Parallelism;
@@ -308,7 +308,7 @@ simd_fn! {
     }
 }
 
-fn ensure(buf: &mut Vec<f32>, len: usize) {
+pub(super) fn ensure(buf: &mut Vec<f32>, len: usize) {
     if buf.len() < len {
         buf.resize(len, 0.0);
     }
@@ -317,6 +317,30 @@ fn ensure(buf: &mut Vec<f32>, len: usize) {
 /// Images per GEMM block inside one thread.
 fn micro_batch(g: &ConvGeom) -> usize {
     (target_rows() / (g.oh * g.ow).max(1)).max(1)
+}
+
+/// How a forward convolution is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConvPath {
+    /// im2col + GEMM with the bias and activation applied after each block.
+    Gemm,
+    /// Small patch: [`direct`] kernels.
+    Direct,
+    /// Stride-1 3x3 with many channels: [`winograd`] F(2x2, 3x3).
+    Winograd,
+}
+
+fn conv_path(g: &ConvGeom) -> ConvPath {
+    static WINO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if use_direct(g) {
+        ConvPath::Direct
+    } else if winograd::supports(g)
+        && *WINO.get_or_init(|| std::env::var("MODELSMITH_WINOGRAD").as_deref() != Ok("0"))
+    {
+        ConvPath::Winograd
+    } else {
+        ConvPath::Gemm
+    }
 }
 
 /// Whether the convolution runs on the direct small-patch kernels (see [`direct`]) instead of
@@ -823,18 +847,26 @@ impl Backend for Cpu {
         if chunks == 0 || out_img == 0 {
             return;
         }
-        // Scratch: [transposed kernel (direct path only), im2col columns per chunk...].
-        if scratch.bufs.len() < chunks + 1 {
-            scratch.bufs.resize_with(chunks + 1, Vec::new);
+        // Scratch: [kernel transform (transposed for the direct path, Winograd's U), then three
+        // buffers per chunk (im2col columns or Winograd V, Winograd M, a row of zeros)].
+        if scratch.bufs.len() < 3 * chunks + 1 {
+            scratch.bufs.resize_with(3 * chunks + 1, Vec::new);
         }
-        let (wt_buf, col_bufs) = scratch.bufs.split_at_mut(1);
-        let wt: Option<&[f32]> = if use_direct(g) {
-            let wt = &mut wt_buf[0];
-            ensure(wt, g.patch() * g.c_out);
-            direct::transpose_kernel(wt, w, g.c_out, g.patch());
-            Some(&wt[..g.patch() * g.c_out])
-        } else {
-            None
+        let (k_buf, chunk_bufs) = scratch.bufs.split_at_mut(1);
+        let k_buf = &mut k_buf[0];
+        let path = conv_path(g);
+        let kt: &[f32] = match path {
+            ConvPath::Direct => {
+                ensure(k_buf, g.patch() * g.c_out);
+                direct::transpose_kernel(k_buf, w, g.c_out, g.patch());
+                &k_buf[..g.patch() * g.c_out]
+            }
+            ConvPath::Winograd => {
+                ensure(k_buf, 16 * g.c_in * g.c_out);
+                winograd::transform_kernel(k_buf, w, g);
+                &k_buf[..16 * g.c_in * g.c_out]
+            }
+            ConvPath::Gemm => &[],
         };
         let mut pres: Vec<Option<&mut [f32]>> = match pre {
             Some(p) => p.chunks_mut(per * out_img).map(Some).collect(),
@@ -842,11 +874,32 @@ impl Backend for Cpu {
         };
         y.par_chunks_mut(per * out_img)
             .zip(x.par_chunks(per * in_img))
-            .zip(col_bufs[..chunks].par_iter_mut())
+            .zip(chunk_bufs[..3 * chunks].par_chunks_mut(3))
             .zip(pres.par_iter_mut())
-            .for_each(|(((y, x), cols), pre)| {
+            .for_each(|(((y, x), bufs), pre)| {
                 let imgs = x.len() / in_img;
-                conv_forward_chunk(y, pre.take(), x, w, bias, g, act, wt, cols, imgs);
+                let [cols, m, zeros] = bufs else {
+                    unreachable!("chunks of three")
+                };
+                match path {
+                    ConvPath::Winograd => winograd::forward_chunk(
+                        y,
+                        pre.take(),
+                        x,
+                        kt,
+                        bias,
+                        g,
+                        act,
+                        winograd::Bufs { v: cols, m, zeros },
+                        imgs,
+                    ),
+                    ConvPath::Direct => {
+                        conv_forward_chunk(y, pre.take(), x, w, bias, g, act, Some(kt), cols, imgs)
+                    }
+                    ConvPath::Gemm => {
+                        conv_forward_chunk(y, pre.take(), x, w, bias, g, act, None, cols, imgs)
+                    }
+                }
             });
     }
 
@@ -1171,6 +1224,67 @@ mod tests {
             im2col(&mut a, &x, g.n, &g);
             direct::im2col(&mut b, &x, g.n, &g);
             assert_eq!(a, b, "{g:?}");
+        }
+    }
+
+    #[test]
+    fn winograd_forward_matches_gemm() {
+        let cases = [
+            geom(3, 13, 13, 32, 64, 3, 1, Padding::Valid),
+            geom(1, 13, 13, 32, 64, 3, 1, Padding::Valid),
+            geom(2, 7, 10, 16, 16, 3, 1, Padding::Same),
+            geom(5, 9, 6, 48, 32, 3, 1, Padding::Same),
+            geom(1, 4, 5, 16, 32, 3, 1, Padding::Valid),
+        ];
+        for g in cases {
+            if !winograd::supports(&g) {
+                eprintln!("skipping Winograd comparison: no AVX-512 on this CPU");
+                return;
+            }
+            let (in_len, out_len) = (g.n * g.h * g.w * g.c_in, g.n * g.oh * g.ow * g.c_out);
+            let x = random(in_len, 11);
+            let w = random(g.c_out * g.patch(), 12);
+            let bias = random(g.c_out, 13);
+            let mut u = vec![0.0; 16 * g.c_in * g.c_out];
+            winograd::transform_kernel(&mut u, &w, &g);
+            for act in [Activation::Relu, Activation::Linear, Activation::Gelu] {
+                let mut cols = vec![];
+                let (mut y0, mut p0) = (vec![0.0; out_len], vec![0.0; out_len]);
+                let p = act.needs_input().then_some(&mut p0[..]);
+                conv_forward_chunk(
+                    &mut y0,
+                    p,
+                    &x,
+                    &w,
+                    Some(&bias),
+                    &g,
+                    act,
+                    None,
+                    &mut cols,
+                    g.n,
+                );
+                let (mut y1, mut p1) = (vec![1.0; out_len], vec![1.0; out_len]);
+                let (mut v, mut m, mut zeros) = (vec![], vec![], vec![]);
+                let p = act.needs_input().then_some(&mut p1[..]);
+                let bufs = winograd::Bufs {
+                    v: &mut v,
+                    m: &mut m,
+                    zeros: &mut zeros,
+                };
+                winograd::forward_chunk(&mut y1, p, &x, &u, Some(&bias), &g, act, bufs, g.n);
+                let scale = y0.iter().fold(1f32, |m, v| m.max(v.abs()));
+                for (i, (a, b)) in y1.iter().zip(&y0).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * scale,
+                        "{g:?} {act:?} y[{i}]: {a} vs {b}"
+                    );
+                }
+                if act.needs_input() {
+                    for (i, (a, b)) in p1.iter().zip(&p0).enumerate() {
+                        assert!((a - b).abs() <= 1e-4 * scale, "{g:?} pre[{i}]: {a} vs {b}");
+                    }
+                }
+            }
         }
     }
 

@@ -24,6 +24,7 @@
 mod cpu;
 mod direct;
 pub(crate) mod simd;
+mod winograd;
 
 pub use cpu::Cpu;
 
