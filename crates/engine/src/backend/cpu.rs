@@ -435,9 +435,20 @@ fn conv_forward_chunk(
 struct ConvBackBufs<'a> {
     cols: &'a mut Vec<f32>,
     dz: &'a mut Vec<f32>,
+    /// im2col-shaped input gradient, or Winograd's V.
     dcols: &'a mut Vec<f32>,
     dw: &'a mut Vec<f32>,
     db: &'a mut Vec<f32>,
+    /// Winograd's M and row of zeros.
+    m: &'a mut Vec<f32>,
+    zeros: &'a mut Vec<f32>,
+}
+
+/// The input gradient as a Winograd convolution: its geometry and transformed kernel.
+#[derive(Clone, Copy)]
+struct WinoGrad<'a> {
+    g: ConvGeom,
+    u: &'a [f32],
 }
 
 /// Backward convolution of `imgs` images on the calling thread; `bufs.dw` and `bufs.db` receive
@@ -455,6 +466,7 @@ fn conv_backward_chunk(
     bufs: ConvBackBufs<'_>,
     imgs: usize,
     direct: bool,
+    wino: Option<WinoGrad<'_>>,
 ) {
     let (patch, co) = (g.patch(), g.c_out);
     let (in_img, out_rows) = (g.h * g.w * g.c_in, g.oh * g.ow);
@@ -530,7 +542,16 @@ fn conv_backward_chunk(
         }
         if let Some(dx) = dx.as_deref_mut() {
             let dxblk = &mut dx[i0 * in_img..(i0 + nb) * in_img];
-            if is_pointwise(g) {
+            if let Some(wg) = wino {
+                // dx += full 3x3 convolution of dz with the rotated kernel, by Winograd.
+                let wbufs = winograd::Bufs {
+                    v: bufs.dcols,
+                    m: bufs.m,
+                    zeros: bufs.zeros,
+                };
+                let (act, g) = (Activation::Linear, &wg.g);
+                winograd::forward_chunk(dxblk, None, dz, wg.u, None, g, act, wbufs, nb, true);
+            } else if is_pointwise(g) {
                 // dx[rows, c_in] += dz · w
                 sgemm(
                     rows,
@@ -892,6 +913,7 @@ impl Backend for Cpu {
                         act,
                         winograd::Bufs { v: cols, m, zeros },
                         imgs,
+                        false,
                     ),
                     ConvPath::Direct => {
                         conv_forward_chunk(y, pre.take(), x, w, bias, g, act, Some(kt), cols, imgs)
@@ -928,23 +950,43 @@ impl Backend for Cpu {
         if chunks == 0 || out_img == 0 {
             return;
         }
-        // Five buffers per thread: cols, dz, dcols, dw partial, db partial.
-        if scratch.bufs.len() < 5 * chunks {
-            scratch.bufs.resize_with(5 * chunks, Vec::new);
+        // Scratch: [rotated kernel, its Winograd transform (when the input gradient takes that
+        // path), then seven buffers per thread: cols, dz, dcols, dw partial, db partial, and
+        // Winograd's M and zeros].
+        const PER: usize = 7;
+        if scratch.bufs.len() < 2 + PER * chunks {
+            scratch.bufs.resize_with(2 + PER * chunks, Vec::new);
         }
+        let (shared, per_chunk) = scratch.bufs.split_at_mut(2);
+        let wino = match (&dx, winograd::input_grad_geom(g)) {
+            (Some(_), Some(dg)) if conv_path(g) == ConvPath::Winograd => {
+                let [wr, u] = shared else {
+                    unreachable!("two shared buffers")
+                };
+                ensure(wr, w.len());
+                winograd::rotate_kernel(wr, w, g);
+                ensure(u, 16 * dg.c_in * dg.c_out);
+                winograd::transform_kernel(u, &wr[..w.len()], &dg);
+                Some(WinoGrad {
+                    g: dg,
+                    u: &u[..16 * dg.c_in * dg.c_out],
+                })
+            }
+            _ => None,
+        };
         let mut dxs: Vec<Option<&mut [f32]>> = match dx {
             Some(d) => d.chunks_mut(per * in_img).map(Some).collect(),
             None => (0..chunks).map(|_| None).collect(),
         };
-        scratch.bufs[..5 * chunks]
-            .par_chunks_mut(5)
+        per_chunk[..PER * chunks]
+            .par_chunks_mut(PER)
             .zip(dxs.par_iter_mut())
             .enumerate()
             .for_each(|(t, (bufs, dx))| {
                 let imgs = per.min(g.n - t * per);
                 let o = t * per * out_img..(t * per + imgs) * out_img;
-                let [cols, dz, dcols, dwp, dbp] = bufs else {
-                    unreachable!("chunks of five")
+                let [cols, dz, dcols, dwp, dbp, m, zeros] = bufs else {
+                    unreachable!("chunks of seven")
                 };
                 conv_backward_chunk(
                     dx.take(),
@@ -961,22 +1003,21 @@ impl Backend for Cpu {
                         dcols,
                         dw: dwp,
                         db: dbp,
+                        m,
+                        zeros,
                     },
                     imgs,
                     use_direct(g),
+                    wino,
                 );
             });
         // Reduce the per-thread partials in a fixed order (deterministic for a thread count).
         let (np, co) = (g.c_out * g.patch(), g.c_out);
         let mut db = db;
-        for t in 0..chunks {
-            dw.iter_mut()
-                .zip(&scratch.bufs[5 * t + 3][..np])
-                .for_each(|(d, p)| *d += p);
+        for bufs in per_chunk[..PER * chunks].chunks_exact(PER) {
+            dw.iter_mut().zip(&bufs[3][..np]).for_each(|(d, p)| *d += p);
             if let Some(db) = db.as_deref_mut() {
-                db.iter_mut()
-                    .zip(&scratch.bufs[5 * t + 4][..co])
-                    .for_each(|(d, p)| *d += p);
+                db.iter_mut().zip(&bufs[4][..co]).for_each(|(d, p)| *d += p);
             }
         }
     }
@@ -1188,9 +1229,9 @@ mod tests {
                 let dy = random(out_len, 4);
                 for with_dx in [false, true] {
                     let run_bwd = |direct: bool| {
-                        let mut b: Vec<Vec<f32>> = vec![vec![]; 5];
+                        let mut b: Vec<Vec<f32>> = vec![vec![]; 7];
                         let mut dx = vec![0.5; in_len];
-                        let [cols, dz, dcols, dw, db] = &mut b[..] else {
+                        let [cols, dz, dcols, dw, db, m, zeros] = &mut b[..] else {
                             unreachable!()
                         };
                         let bufs = ConvBackBufs {
@@ -1199,10 +1240,14 @@ mod tests {
                             dcols,
                             dw,
                             db,
+                            m,
+                            zeros,
                         };
                         let dxs = with_dx.then_some(&mut dx[..]);
                         let pre = act.needs_input().then_some(&p0[..]);
-                        conv_backward_chunk(dxs, &dy, &y0, pre, &x, &w, &g, act, bufs, g.n, direct);
+                        conv_backward_chunk(
+                            dxs, &dy, &y0, pre, &x, &w, &g, act, bufs, g.n, direct, None,
+                        );
                         (b[3][..w.len()].to_vec(), b[4][..g.c_out].to_vec(), dx)
                     };
                     let ((dw0, db0, dx0), (dw1, db1, dx1)) = (run_bwd(false), run_bwd(true));
@@ -1271,7 +1316,7 @@ mod tests {
                     m: &mut m,
                     zeros: &mut zeros,
                 };
-                winograd::forward_chunk(&mut y1, p, &x, &u, Some(&bias), &g, act, bufs, g.n);
+                winograd::forward_chunk(&mut y1, p, &x, &u, Some(&bias), &g, act, bufs, g.n, false);
                 let scale = y0.iter().fold(1f32, |m, v| m.max(v.abs()));
                 for (i, (a, b)) in y1.iter().zip(&y0).enumerate() {
                     assert!(
@@ -1284,6 +1329,73 @@ mod tests {
                         assert!((a - b).abs() <= 1e-4 * scale, "{g:?} pre[{i}]: {a} vs {b}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn winograd_input_gradient_matches_gemm() {
+        let cases = [
+            geom(3, 13, 13, 32, 64, 3, 1, Padding::Valid),
+            geom(1, 7, 10, 16, 16, 3, 1, Padding::Same),
+            geom(5, 9, 6, 32, 48, 3, 1, Padding::Same),
+            geom(2, 5, 4, 16, 32, 3, 1, Padding::Valid),
+        ];
+        for g in cases {
+            let Some(dg) = winograd::input_grad_geom(&g) else {
+                eprintln!("skipping Winograd comparison: no AVX-512 on this CPU");
+                return;
+            };
+            let (in_len, out_len) = (g.n * g.h * g.w * g.c_in, g.n * g.oh * g.ow * g.c_out);
+            let x = random(in_len, 21);
+            let w = random(g.c_out * g.patch(), 22);
+            let y = random(out_len, 23);
+            let dy = random(out_len, 24);
+            let mut wr = vec![0.0; w.len()];
+            winograd::rotate_kernel(&mut wr, &w, &g);
+            let mut u = vec![0.0; 16 * dg.c_in * dg.c_out];
+            winograd::transform_kernel(&mut u, &wr, &dg);
+            let run = |wino: Option<WinoGrad<'_>>| {
+                let mut b: Vec<Vec<f32>> = vec![vec![]; 7];
+                let mut dx = random(in_len, 25);
+                let [cols, dz, dcols, dw, db, m, zeros] = &mut b[..] else {
+                    unreachable!()
+                };
+                let bufs = ConvBackBufs {
+                    cols,
+                    dz,
+                    dcols,
+                    dw,
+                    db,
+                    m,
+                    zeros,
+                };
+                let act = Activation::Relu;
+                conv_backward_chunk(
+                    Some(&mut dx),
+                    &dy,
+                    &y,
+                    None,
+                    &x,
+                    &w,
+                    &g,
+                    act,
+                    bufs,
+                    g.n,
+                    false,
+                    wino,
+                );
+                (dx, b[3][..w.len()].to_vec())
+            };
+            let (dx0, dw0) = run(None);
+            let (dx1, dw1) = run(Some(WinoGrad { g: dg, u: &u }));
+            assert_eq!(
+                dw0, dw1,
+                "{g:?}: the weight gradient does not depend on the dx path"
+            );
+            let scale = dx0.iter().fold(1f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in dx1.iter().zip(&dx0).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * scale, "{g:?} dx[{i}]: {a} vs {b}");
             }
         }
     }

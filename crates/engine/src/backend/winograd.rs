@@ -148,9 +148,9 @@ unsafe fn input_transform_avx512(
     }
 }
 
-/// `y = act(Aᵀ m A + bias)` for every tile of `nb` images (`y [nb, oh, ow, c_out]`), dropping
-/// outputs of tiles that overhang the bottom or right edge; `pre` receives the value before the
-/// activation. (Written with intrinsics: LLVM left the portable version of this loop scalar.)
+/// `y = act(Aᵀ m A + bias)` (or `y += …` when `accumulate`) for every tile of `nb` images
+/// (`y [nb, oh, ow, c_out]`), dropping outputs of tiles that overhang the bottom or right edge;
+/// `pre` receives the value before the activation. (Written with intrinsics: LLVM left the portable version of this loop scalar.)
 #[allow(clippy::too_many_arguments)]
 fn output_transform(
     y: &mut [f32],
@@ -160,6 +160,7 @@ fn output_transform(
     nb: usize,
     g: &ConvGeom,
     act: Activation,
+    accumulate: bool,
 ) {
     let (th, tw) = tiles(g);
     assert!(level() == Level::Avx512 && g.c_out.is_multiple_of(L));
@@ -179,12 +180,14 @@ fn output_transform(
             nb,
             g,
             act,
+            accumulate,
         );
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn output_transform_avx512(
     y: *mut f32,
     pre: Option<*mut f32>,
@@ -193,6 +196,7 @@ unsafe fn output_transform_avx512(
     nb: usize,
     g: &ConvGeom,
     act: Activation,
+    accumulate: bool,
 ) {
     use std::arch::x86_64::*;
     let co = g.c_out;
@@ -244,6 +248,11 @@ unsafe fn output_transform_avx512(
                                     _mm512_loadu_ps(lanes.as_ptr())
                                 }
                             };
+                            let v = if accumulate {
+                                _mm512_add_ps(_mm512_loadu_ps(y.add(at)), v)
+                            } else {
+                                v
+                            };
                             _mm512_storeu_ps(y.add(at), v);
                         }
                     }
@@ -275,7 +284,9 @@ pub(super) struct Bufs<'a> {
     pub zeros: &'a mut Vec<f32>,
 }
 
-/// Forward convolution of `imgs` images on the calling thread; `u` from [`transform_kernel`].
+/// Forward convolution of `imgs` images on the calling thread (`y = act(conv + bias)`, or
+/// `y += conv` when `accumulate`, which requires no bias, no `pre` and a linear activation);
+/// `u` from [`transform_kernel`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_chunk(
     y: &mut [f32],
@@ -287,7 +298,9 @@ pub(super) fn forward_chunk(
     act: Activation,
     bufs: Bufs<'_>,
     imgs: usize,
+    accumulate: bool,
 ) {
+    assert!(!accumulate || (bias.is_none() && pre.is_none() && act == Activation::Linear));
     let (ci, co) = (g.c_in, g.c_out);
     let (th, tw) = tiles(g);
     let (in_img, out_img) = (g.h * g.w * ci, g.oh * g.ow * co);
@@ -343,7 +356,48 @@ pub(super) fn forward_chunk(
         }
         let span = i0 * out_img..(i0 + nb) * out_img;
         let p = pre.as_deref_mut().map(|p| &mut p[span.clone()]);
-        output_transform(&mut y[span], p, &bufs.m[..16 * t * co], bias, nb, g, act);
+        let m = &bufs.m[..16 * t * co];
+        output_transform(&mut y[span], p, m, bias, nb, g, act, accumulate);
         i0 += nb;
+    }
+}
+
+/// The input gradient of a stride-1 3x3 convolution `g` is itself a stride-1 3x3 convolution: of
+/// `dz [n, oh, ow, c_out]` with the kernel rotated 180° and its channel axes swapped
+/// ([`rotate_kernel`]), padded by `2 - pad` before, producing `[n, h, w, c_in]`. Returns that
+/// geometry when the Winograd path handles it.
+pub(super) fn input_grad_geom(g: &ConvGeom) -> Option<ConvGeom> {
+    if g.kh != 3 || g.kw != 3 || g.stride != 1 || g.pad_top > 2 || g.pad_left > 2 {
+        return None;
+    }
+    let d = ConvGeom {
+        n: g.n,
+        h: g.oh,
+        w: g.ow,
+        c_in: g.c_out,
+        oh: g.h,
+        ow: g.w,
+        c_out: g.c_in,
+        kh: 3,
+        kw: 3,
+        stride: 1,
+        pad_top: 2 - g.pad_top,
+        pad_left: 2 - g.pad_left,
+    };
+    supports(&d).then_some(d)
+}
+
+/// `wr[ci, ky, kx, co] = w[co, 2 - ky, 2 - kx, ci]` for a 3x3 kernel `w [c_out, 3, 3, c_in]`.
+pub(super) fn rotate_kernel(wr: &mut [f32], w: &[f32], g: &ConvGeom) {
+    let (ci, co) = (g.c_in, g.c_out);
+    for o in 0..co {
+        for ky in 0..3 {
+            for kx in 0..3 {
+                for c in 0..ci {
+                    wr[((c * 3 + (2 - ky)) * 3 + (2 - kx)) * co + o] =
+                        w[((o * 3 + ky) * 3 + kx) * ci + c];
+                }
+            }
+        }
     }
 }
