@@ -105,20 +105,10 @@ fn trains_seed_cnn_on_digits_then_evaluates_predicts_and_resumes() {
     assert_eq!(metrics.lines().count(), 3);
 }
 
-/// The first image and label of the bundled test set, decoded independently of the library.
+/// The first image and label of the bundled test set.
 fn first_test_digit() -> (Vec<u8>, u8) {
-    use std::io::Read;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits");
-    let read = |name: &str| {
-        let mut bytes = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(root.join(name)).unwrap())
-            .read_to_end(&mut bytes)
-            .unwrap();
-        bytes
-    };
-    let images = read("t10k-images-idx3-ubyte.gz");
-    let labels = read("t10k-labels-idx1-ubyte.gz");
-    (images[16..16 + 784].to_vec(), labels[8])
+    let (pixels, labels) = test_digits(1);
+    (pixels, labels[0])
 }
 
 #[test]
@@ -296,4 +286,141 @@ fn evaluate_and_predict_reject_bad_inputs() {
         &modelsmith(&["predict", "--model", nowhere.to_str().unwrap(), "x.png"]),
         "model.json",
     );
+}
+
+/// A small table whose class follows from a numeric and a categorical column.
+fn write_table(path: &Path, rows: usize, with_label: bool) {
+    let mut text = String::from(if with_label {
+        "size,color,noise,kind\n"
+    } else {
+        "size,color,noise\n"
+    });
+    let colors = ["red", "green", "blue"];
+    for i in 0..rows {
+        let size = (i * 37 % 100) as f32 / 10.0; // 0.0 .. 9.9
+        let color = colors[i * 7 % 3];
+        let noise = (i * 13 % 17) as f32;
+        // kind: "small" below 5 unless blue; "blue" for blue; "large" otherwise.
+        let kind = if color == "blue" {
+            "blue"
+        } else if size < 5.0 {
+            "small"
+        } else {
+            "large"
+        };
+        if with_label {
+            text.push_str(&format!("{size},{color},{noise},{kind}\n"));
+        } else {
+            text.push_str(&format!("{size},{color},{noise}\n"));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn trains_an_mlp_on_a_csv_table_and_predicts_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("table.csv");
+    write_table(&csv, 600, true);
+    let out = dir.path().join("model");
+    let spec = format!("csv:{}", csv.display());
+    let r = modelsmith(&[
+        "train",
+        "--data",
+        &spec,
+        "--target",
+        "kind",
+        "--model",
+        "mlp",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--decay",
+        "0",
+        "--epochs",
+        "15",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let acc = json(&r)["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.9, "test accuracy {acc} on a separable table");
+
+    let rows = dir.path().join("rows.csv");
+    std::fs::write(
+        &rows,
+        "color,size,noise\nblue,1.0,3\nred,9.0,2\ngreen,0.5,1\n",
+    )
+    .unwrap();
+    let p = modelsmith(&[
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        rows.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let classes: Vec<String> = json(&p)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["class"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(classes, vec!["blue", "large", "small"]);
+}
+
+#[test]
+fn trains_on_an_image_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    let (pixels, labels) = test_digits(300);
+    for (i, (img, label)) in pixels.chunks(784).zip(&labels).enumerate() {
+        let class_dir = root.join(format!("digit{label}"));
+        std::fs::create_dir_all(&class_dir).unwrap();
+        image::GrayImage::from_raw(28, 28, img.to_vec())
+            .unwrap()
+            .save(class_dir.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let out = dir.path().join("model");
+    let spec = format!("images:{}", root.display());
+    let r = modelsmith(&[
+        "train",
+        "--data",
+        &spec,
+        "--epochs",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(json(&r)["test_accuracy"].as_f64().unwrap() > 0.3);
+    let one = root.join(format!("digit{}", labels[0])).join("0.png");
+    let p = modelsmith(&[
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        one.to_str().unwrap(),
+    ]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    assert!(String::from_utf8_lossy(&p.stdout).contains("digit"));
+}
+
+/// The first `n` test images (flattened) and labels, decoded independently of the library.
+fn test_digits(n: usize) -> (Vec<u8>, Vec<u8>) {
+    use std::io::Read;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits");
+    let read = |name: &str| {
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(root.join(name)).unwrap())
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    };
+    let images = read("t10k-images-idx3-ubyte.gz");
+    let labels = read("t10k-labels-idx1-ubyte.gz");
+    (images[16..16 + 784 * n].to_vec(), labels[8..8 + n].to_vec())
 }
