@@ -254,6 +254,20 @@ fn rejects_ragged_and_empty_csv() {
 }
 
 #[test]
+fn rejects_continuous_and_single_class_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("prices.csv");
+    std::fs::write(&csv, "a,price\n1,3\n2,4.5\n3,7\n4,3\n5,4\n").unwrap();
+    let spec = format!("csv:{}", csv.display());
+    let args = [
+        "train", "--data", &spec, "--target", "price", "--model", "mlp",
+    ];
+    assert_bad_input(&modelsmith(&args), "prices.csv:3");
+    std::fs::write(&csv, "a,price\n1,x\n2,x\n3,x\n4,x\n5,x\n").unwrap();
+    assert_bad_input(&modelsmith(&args), "single class");
+}
+
+#[test]
 fn divergence_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");

@@ -86,6 +86,15 @@ pub enum DataError {
         found: usize,
     },
 
+    /// The target column holds numbers that are not class labels (e.g. `1.5`).
+    #[error("{path}:{line}: target column `{column}` holds the non-integer number `{value}`; Modelsmith trains classifiers, so the target must be class labels (integers or names)")]
+    CsvContinuousTarget {
+        path: String,
+        line: u64,
+        column: String,
+        value: String,
+    },
+
     /// `csv:FILE` was given without a target column.
     #[error("{path}: no target column given; pass --target COL with one of: {columns}")]
     CsvNoTarget { path: String, columns: String },

@@ -81,6 +81,26 @@ pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataEr
     class_names.sort();
     class_names.dedup();
     let numbers: Option<Vec<f64>> = class_names.iter().map(|s| parse_number(s)).collect();
+    if let Some(numbers) = &numbers {
+        // A numeric target with fractions is a regression target, not classes.
+        if let Some((value, _)) = class_names
+            .iter()
+            .zip(numbers)
+            .find(|(_, v)| v.fract() != 0.0)
+        {
+            let line = rows
+                .iter()
+                .zip(&lines)
+                .find(|(r, _)| r[target_col] == value.as_str())
+                .map_or(0, |(_, &l)| l);
+            return Err(DataError::CsvContinuousTarget {
+                path: shown,
+                line,
+                column: target.to_string(),
+                value: value.clone(),
+            });
+        }
+    }
     if let Some(numbers) = numbers {
         let mut paired: Vec<(f64, String)> = numbers.into_iter().zip(class_names).collect();
         paired.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));

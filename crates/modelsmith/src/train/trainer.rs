@@ -59,6 +59,12 @@ pub fn train(
 ) -> Result<TrainReport> {
     config.validate()?;
     let num_classes = data.train.num_classes.max(data.test.num_classes);
+    if num_classes < 2 {
+        return Err(Error::Config(format!(
+            "data '{}': the target has a single class; a classifier needs at least two",
+            data.info.spec
+        )));
+    }
     let (train_set, val_set) = if config.validation_split > 0.0 {
         data.train.split(config.validation_split, config.seed)
     } else {
