@@ -242,6 +242,23 @@ fn rejects_ragged_and_empty_csv() {
         ]),
         "ragged.csv:4",
     );
+    let holes = dir.path().join("holes.csv");
+    std::fs::write(&holes, "a,b,label\n1,2,x\n3,,y\n5,6,x\n7,8,y\n").unwrap();
+    let spec = format!("csv:{}", holes.display());
+    assert_bad_input(
+        &modelsmith(&[
+            "train",
+            "--data",
+            &spec,
+            "--target",
+            "label",
+            "--model",
+            "mlp",
+            "--missing",
+            "reject",
+        ]),
+        "holes.csv:3",
+    );
     let empty = dir.path().join("empty.csv");
     std::fs::write(&empty, "a,b,label\n").unwrap();
     let spec = format!("csv:{}", empty.display());

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use modelsmith::data::{load, Augment, LoadOptions};
+use modelsmith::data::{load, Augment, LoadOptions, MissingPolicy};
 use modelsmith::train::{train, TrainConfig};
 
 use super::{print_json, BadInput};
@@ -16,6 +16,9 @@ pub struct TrainArgs {
     /// Target column for csv: data.
     #[arg(long)]
     target: Option<String>,
+    /// Missing CSV values: impute (default) or reject.
+    #[arg(long, value_parser = ["impute", "reject"])]
+    missing: Option<String>,
     /// seed-cnn, mlp, or a model spec file (.json or .toml).
     #[arg(long)]
     model: Option<String>,
@@ -105,6 +108,11 @@ impl TrainArgs {
         if self.clip_norm.is_some() {
             c.clip_norm = self.clip_norm;
         }
+        match self.missing.as_deref() {
+            Some("reject") => c.missing = MissingPolicy::Reject,
+            Some(_) => c.missing = MissingPolicy::Impute,
+            None => {}
+        }
         if self.nesterov {
             c.nesterov = true;
         }
@@ -133,6 +141,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &config.data,
         &LoadOptions {
             target: config.target.clone(),
+            missing: config.missing,
             seed: config.seed,
             ..LoadOptions::default()
         },

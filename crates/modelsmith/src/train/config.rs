@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::batch_schedule::BatchSchedule;
 use super::early_stopping::{EarlyStopping, Monitor};
 use super::schedule::LrSchedule;
-use crate::data::Augment;
+use crate::data::{Augment, MissingPolicy};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,8 @@ pub struct TrainConfig {
     pub data: String,
     /// Target column for `csv:` data.
     pub target: Option<String>,
+    /// Missing CSV values: `impute` (train mean / most frequent value) or `reject`.
+    pub missing: MissingPolicy,
     /// `seed-cnn`, `mlp` or a model spec file (JSON or TOML).
     pub model: String,
     pub epochs: u32,
@@ -54,6 +56,7 @@ impl Default for TrainConfig {
         TrainConfig {
             data: "digits".into(),
             target: None,
+            missing: MissingPolicy::Impute,
             model: "seed-cnn".into(),
             epochs: 20,
             batch_size: 32,
