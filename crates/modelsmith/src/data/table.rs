@@ -91,7 +91,7 @@ pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataEr
             let line = rows
                 .iter()
                 .zip(&lines)
-                .find(|(r, _)| r[target_col] == value.as_str())
+                .find(|(r, _)| &r[target_col] == value.as_str())
                 .map_or(0, |(_, &l)| l);
             return Err(DataError::CsvContinuousTarget {
                 path: shown,
