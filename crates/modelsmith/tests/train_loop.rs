@@ -166,3 +166,25 @@ fn early_stopping_stops_and_restores_the_best_epoch() {
         "{report:?} vs {best}"
     );
 }
+
+#[test]
+fn every_example_config_and_spec_parses_and_builds() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("[[layers]]") {
+            let spec = modelsmith::model::ModelSpec::from_file(&path).unwrap();
+            modelsmith::model::build_network(&spec, &[28, 28, 1], 10, 0).unwrap();
+        } else {
+            let config = TrainConfig::from_toml_file(&path).unwrap();
+            config.validate().unwrap();
+        }
+        checked += 1;
+    }
+    assert!(checked >= 3);
+    // The reference file states the defaults: it must parse to exactly TrainConfig::default().
+    let all = TrainConfig::from_toml_file(&examples.join("all-settings.toml")).unwrap();
+    assert_eq!(all, TrainConfig::default());
+}
