@@ -508,3 +508,68 @@ fn conv2d_weight_gradient_same_with_and_without_dx() {
         }
     }
 }
+
+#[test]
+fn conv2d_fast_paths() {
+    // The shapes that select the CPU backend's fast paths (on AVX-512 machines): the direct
+    // small-patch kernel (patch <= 27, output channels a multiple of 16) and Winograd F(2x2,3x3)
+    // (3x3, stride 1, >= 16 input channels), on odd sizes where tiles overhang the border.
+    let cases = [
+        (
+            "direct 3x3 valid relu 1->32",
+            1,
+            32,
+            3,
+            Padding::Valid,
+            Activation::Relu,
+        ),
+        (
+            "direct 5x5 same linear 1->16",
+            1,
+            16,
+            5,
+            Padding::Same,
+            Activation::Linear,
+        ),
+        (
+            "direct 3x3 same relu 3->16",
+            3,
+            16,
+            3,
+            Padding::Same,
+            Activation::Relu,
+        ),
+        (
+            "winograd 3x3 valid relu 16->16",
+            16,
+            16,
+            3,
+            Padding::Valid,
+            Activation::Relu,
+        ),
+        (
+            "winograd 3x3 same linear 16->32",
+            16,
+            32,
+            3,
+            Padding::Same,
+            Activation::Linear,
+        ),
+        (
+            "winograd 3x3 valid elu 32->16",
+            32,
+            16,
+            3,
+            Padding::Valid,
+            Activation::Elu(1.0),
+        ),
+    ];
+    for (name, cin, cout, k, p, a) in cases {
+        ok(
+            name,
+            Conv2d::new(cin, cout, k, k, 1, p, true, a, 11),
+            // Few pixels per channel keep ReLU kinks out of the bias's finite differences.
+            &[&[2, 5, 6, cin]],
+        );
+    }
+}
