@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training speed and peak memory of the seed CNN, Modelsmith beside Keras, in one run on one machine.
 #
-#   bench/seed_vs_keras.sh [EPOCHS] [BATCHES...]      (defaults: 1 epoch, batches 32 and 128)
+#   [ROUNDS=2] bench/seed_vs_keras.sh [EPOCHS] [BATCHES...]   (defaults: 1 epoch, batches 32 and 128)
 #
 # Needs: the release binary (cargo build --release), Fashion-MNIST (apt-get install -y
 # dataset-fashion-mnist) and the Keras peer (python3 -m venv /tmp/peer &&
@@ -23,7 +23,7 @@ trap 'rm -rf "$tmp"' EXIT
 rss_mib() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; }
 
 printf '%-10s %6s %12s %10s %10s\n' engine batch images/s seconds peak_MiB
-for round in 1 2; do
+for round in $(seq "${ROUNDS:-2}"); do
   for b in "${batches[@]}"; do
     /usr/bin/time -v "$bin" train --data fashion-mnist --epochs "$epochs" --batch-size "$b" \
       --validation-split 0 --patience 0 --out "$tmp/m" --json --quiet >"$tmp/ours.json" 2>"$tmp/ours.time"
