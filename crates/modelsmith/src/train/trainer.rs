@@ -79,41 +79,38 @@ pub fn train(
     let spec = ModelSpec::resolve(&config.model, num_classes)?;
     let mut net = build_network(&spec, &train_set.shape, num_classes, config.seed)?;
     let mut optimizer = Optimizer::new(config.optimizer_config());
-    let mut batch_sizer = BatchSizer::new(config.batch_schedule.clone(), config.batch_size);
+    let batch_sizer = BatchSizer::new(config.batch_schedule.clone(), config.batch_size);
     let steps_per_epoch = train_set.len().div_ceil(config.batch_size) as u64;
-    let mut scheduler = LrScheduler::new(
+    let scheduler = LrScheduler::new(
         config.effective_schedule(),
         config.lr,
         steps_per_epoch * config.epochs as u64,
         steps_per_epoch,
     );
-    let mut stopper = EarlyStopper::new(config.early_stopping.clone());
+    let mut progress = Checkpoint {
+        epoch: 0,
+        step: 0,
+        stopped_early: false,
+        scheduler,
+        stopper: EarlyStopper::new(config.early_stopping.clone()),
+        batch_sizer,
+        history: Vec::new(),
+    };
     let mut best = WeightSnapshot::default();
-    let mut history: Vec<EpochMetrics> = Vec::new();
-    let mut step: u64 = 0;
-    let mut first_epoch = 1;
-    let mut stopped_early = false;
 
     std::fs::create_dir_all(out)
         .map_err(|e| Error::io(out, format!("cannot create folder: {e}")))?;
     let metrics_path = out.join("metrics.jsonl");
     if resume {
-        let ckpt = Checkpoint::load(out, config, &mut net, &mut optimizer, &mut best)?;
-        step = ckpt.step;
-        first_epoch = ckpt.epoch + 1;
-        stopped_early = ckpt.stopped_early;
-        scheduler = ckpt.scheduler;
-        stopper = ckpt.stopper;
-        batch_sizer = ckpt.batch_sizer;
-        history = ckpt.history;
+        progress = Checkpoint::load(out, config, &mut net, &mut optimizer, &mut best)?;
         // `epochs` may have been raised: schedules that depend on the run's length follow it.
-        scheduler.set_total_steps(steps_per_epoch * config.epochs as u64);
-        observer.on_message(&format!("resuming after epoch {}", ckpt.epoch));
-        // Drop metric lines written after the checkpoint (a crash between the two writes).
-        checkpoint::write_metrics(&metrics_path, &history)?;
-    } else {
-        checkpoint::write_metrics(&metrics_path, &[])?;
+        progress
+            .scheduler
+            .set_total_steps(steps_per_epoch * config.epochs as u64);
+        observer.on_message(&format!("resuming after epoch {}", progress.epoch));
     }
+    // On resume, drops metric lines written after the checkpoint (a crash between the writes).
+    checkpoint::write_metrics(&metrics_path, &progress.history)?;
 
     observer.on_start(&StartInfo {
         params: net.param_count(),
@@ -121,125 +118,31 @@ pub fn train(
         train_examples: train_set.len(),
         val_examples: val_set.len(),
         epochs: config.epochs,
-        first_epoch,
+        first_epoch: progress.epoch + 1,
     });
 
-    let mut order: Vec<usize> = (0..train_set.len()).collect();
-    let mut x = Tensor::default();
-    let mut x_buf: Vec<f32> = Vec::new();
-    let mut labels: Vec<u32> = Vec::new();
-    let mut dlogits = Tensor::default();
-    let mut epoch = first_epoch;
-    while epoch <= config.epochs && !stopped_early {
-        let batch_size = batch_sizer.current();
-        // Each epoch's order depends only on (seed, epoch): a resumed run sees the same batches.
-        order.sort_unstable();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-            config.seed ^ ((epoch as u64) << 32),
-        ));
-        let batches = order.len().div_ceil(batch_size);
-        observer.on_epoch_start(epoch, config.epochs, batches);
-        let started = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        let mut lr = config.lr;
-        for (b, chunk) in order.chunks(batch_size).enumerate() {
-            train_set.gather(chunk, &mut x_buf, &mut labels);
-            if !config.augment.is_identity() {
-                let aug_seed = config.seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 8);
-                config
-                    .augment
-                    .apply_batch(&mut x_buf, &train_set.shape, chunk.len(), aug_seed);
-            }
-            to_tensor(&mut x, &mut x_buf, chunk.len(), &train_set.shape);
-            net.set_training_step(step);
-            let logits = net.forward(&x, Mode::Train);
-            let loss = softmax_cross_entropy(&mut dlogits, logits, &labels);
-            if !loss.is_finite() {
-                return Err(Error::Diverged { epoch, step, loss });
-            }
-            correct += modelsmith_engine::count_correct(logits, &labels);
-            loss_sum += loss as f64 * chunk.len() as f64;
-            seen += chunk.len();
-            net.zero_grads();
-            net.backward(&dlogits);
-            let mut params: Vec<&mut modelsmith_engine::Param> =
-                net.params_mut().into_iter().map(|(_, p)| p).collect();
-            if let Some(v) = config.clip_value {
-                clip_grad_value(&mut params, v);
-            }
-            if let Some(n) = config.clip_norm {
-                clip_grad_norm(&mut params, n);
-            }
-            lr = scheduler.lr_at(step, epoch);
-            optimizer
-                .step(&mut params, lr)
-                .map_err(|e| Error::Config(format!("optimizer: {e}")))?;
-            step += 1;
-            let elapsed = started.elapsed().as_secs_f64();
-            observer.on_batch(
-                b + 1,
-                (loss_sum / seen as f64) as f32,
-                correct as f32 / seen as f32,
-                seen as f64 / elapsed.max(1e-9),
-            );
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let (val_loss, val_accuracy) = if val_set.is_empty() {
-            (None, None)
-        } else {
+    let mut bufs = StepBuffers::default();
+    while progress.epoch < config.epochs && !progress.stopped_early {
+        let epoch = progress.epoch + 1;
+        let mut metrics = train_epoch(
+            config,
+            &mut net,
+            &mut optimizer,
+            &mut progress,
+            &train_set,
+            epoch,
+            &mut bufs,
+            observer,
+        )?;
+        if !val_set.is_empty() {
             let (l, a) = evaluate(&mut net, &val_set);
-            (Some(l), Some(a))
-        };
-        let metrics = EpochMetrics {
-            epoch,
-            loss: (loss_sum / seen as f64) as f32,
-            accuracy: correct as f32 / seen as f32,
-            val_loss,
-            val_accuracy,
-            lr,
-            batch_size,
-            seconds,
-            images_per_second: seen as f64 / seconds.max(1e-9),
-        };
+            (metrics.val_loss, metrics.val_accuracy) = (Some(l), Some(a));
+        }
         observer.on_epoch_end(&metrics);
-        let monitored = monitored_value(config.early_stopping.monitor, &metrics);
-        let decision = stopper.update(epoch, monitored);
-        if decision.improved || best.is_empty() {
-            best.update(&net);
-        }
-        if decision.stop {
-            stopped_early = true;
-            observer.on_message(&format!(
-                "early stopping at epoch {epoch}: {} has not improved for {} epochs (best {:.4} at epoch {})",
-                monitor_name(config.early_stopping.monitor),
-                config.early_stopping.patience,
-                stopper.best_value(),
-                stopper.best_epoch()
-            ));
-        }
-        // A plateau schedule watches its own metric, which may differ from early stopping's.
-        let plateau_value = scheduler
-            .monitor()
-            .map_or(monitored, |m| monitored_value(m, &metrics));
-        if let Some(message) = scheduler.on_epoch_end(plateau_value) {
-            observer.on_message(&message);
-        }
-        if let Some(new_size) = batch_sizer.on_epoch_end(epoch, val_loss.unwrap_or(metrics.loss)) {
-            observer.on_message(&format!("batch size grows to {new_size}"));
-        }
-        history.push(metrics);
-        checkpoint::append_metrics(&metrics_path, history.last().expect("just pushed"))?;
-        Checkpoint {
-            epoch,
-            step,
-            stopped_early,
-            scheduler: scheduler.clone(),
-            stopper: stopper.clone(),
-            batch_sizer: batch_sizer.clone(),
-            history: history.clone(),
-        }
-        .save(out, config, &net, &optimizer, &best)?;
-        epoch += 1;
+        end_epoch(config, &net, &mut best, &mut progress, metrics, observer);
+        progress.epoch = epoch;
+        checkpoint::append_metrics(&metrics_path, progress.history.last().expect("pushed"))?;
+        progress.save(out, config, &net, &optimizer, &best)?;
     }
 
     if config.early_stopping.restore_best && !best.is_empty() {
@@ -252,6 +155,7 @@ pub fn train(
         let (l, a) = evaluate(&mut net, &val_set);
         (Some(l), Some(a))
     };
+    let history = &progress.history;
     let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
     let trained: f64 = history
         .iter()
@@ -263,8 +167,8 @@ pub fn train(
         val_accuracy,
         val_loss,
         epochs_run: history.last().map_or(0, |m| m.epoch),
-        best_epoch: stopper.best_epoch(),
-        stopped_early,
+        best_epoch: progress.stopper.best_epoch(),
+        stopped_early: progress.stopped_early,
         train_seconds,
         images_per_second: trained / train_seconds.max(1e-9),
         params: net.param_count(),
@@ -285,6 +189,136 @@ pub fn train(
     };
     save_model(out, &meta, &net)?;
     Ok(report)
+}
+
+/// Buffers one training step reuses, so steps at a fixed batch size allocate nothing.
+#[derive(Default)]
+struct StepBuffers {
+    x: Tensor,
+    x_buf: Vec<f32>,
+    labels: Vec<u32>,
+    dlogits: Tensor,
+    order: Vec<usize>,
+}
+
+/// One pass over the training set: shuffle, then per batch gather, augment, forward, loss,
+/// backward, clip and update. Returns the epoch's training metrics (validation not yet filled).
+#[allow(clippy::too_many_arguments)]
+fn train_epoch(
+    config: &TrainConfig,
+    net: &mut Network,
+    optimizer: &mut Optimizer,
+    progress: &mut Checkpoint,
+    train_set: &Dataset,
+    epoch: u32,
+    bufs: &mut StepBuffers,
+    observer: &mut dyn TrainObserver,
+) -> Result<EpochMetrics> {
+    let batch_size = progress.batch_sizer.current();
+    // Each epoch's order depends only on (seed, epoch): a resumed run sees the same batches.
+    bufs.order.clear();
+    bufs.order.extend(0..train_set.len());
+    bufs.order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+        config.seed ^ ((epoch as u64) << 32),
+    ));
+    observer.on_epoch_start(epoch, config.epochs, bufs.order.len().div_ceil(batch_size));
+    let started = Instant::now();
+    let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+    let mut lr = config.lr;
+    for (b, chunk) in bufs.order.chunks(batch_size).enumerate() {
+        let step = progress.step;
+        train_set.gather(chunk, &mut bufs.x_buf, &mut bufs.labels);
+        if !config.augment.is_identity() {
+            let aug_seed = config.seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 8);
+            config
+                .augment
+                .apply_batch(&mut bufs.x_buf, &train_set.shape, chunk.len(), aug_seed);
+        }
+        to_tensor(&mut bufs.x, &mut bufs.x_buf, chunk.len(), &train_set.shape);
+        net.set_training_step(step);
+        let logits = net.forward(&bufs.x, Mode::Train);
+        let loss = softmax_cross_entropy(&mut bufs.dlogits, logits, &bufs.labels);
+        if !loss.is_finite() {
+            return Err(Error::Diverged { epoch, step, loss });
+        }
+        correct += modelsmith_engine::count_correct(logits, &bufs.labels);
+        loss_sum += loss as f64 * chunk.len() as f64;
+        seen += chunk.len();
+        net.zero_grads();
+        net.backward(&bufs.dlogits);
+        let mut params: Vec<&mut modelsmith_engine::Param> =
+            net.params_mut().into_iter().map(|(_, p)| p).collect();
+        if let Some(v) = config.clip_value {
+            clip_grad_value(&mut params, v);
+        }
+        if let Some(n) = config.clip_norm {
+            clip_grad_norm(&mut params, n);
+        }
+        lr = progress.scheduler.lr_at(step, epoch);
+        optimizer
+            .step(&mut params, lr)
+            .map_err(|e| Error::Config(format!("optimizer: {e}")))?;
+        progress.step += 1;
+        observer.on_batch(
+            b + 1,
+            (loss_sum / seen as f64) as f32,
+            correct as f32 / seen as f32,
+            seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(EpochMetrics {
+        epoch,
+        loss: (loss_sum / seen as f64) as f32,
+        accuracy: correct as f32 / seen as f32,
+        val_loss: None,
+        val_accuracy: None,
+        lr,
+        batch_size,
+        seconds,
+        images_per_second: seen as f64 / seconds.max(1e-9),
+    })
+}
+
+/// The decisions after an epoch: remember the best weights, stop early, reduce the learning
+/// rate on a plateau, grow the batch; then record the epoch in the history.
+fn end_epoch(
+    config: &TrainConfig,
+    net: &Network,
+    best: &mut WeightSnapshot,
+    progress: &mut Checkpoint,
+    metrics: EpochMetrics,
+    observer: &mut dyn TrainObserver,
+) {
+    let epoch = metrics.epoch;
+    let monitored = monitored_value(config.early_stopping.monitor, &metrics);
+    let decision = progress.stopper.update(epoch, monitored);
+    if decision.improved || best.is_empty() {
+        best.update(net);
+    }
+    if decision.stop {
+        progress.stopped_early = true;
+        observer.on_message(&format!(
+            "early stopping at epoch {epoch}: {} has not improved for {} epochs (best {:.4} at epoch {})",
+            config.early_stopping.monitor.name(),
+            config.early_stopping.patience,
+            progress.stopper.best_value(),
+            progress.stopper.best_epoch()
+        ));
+    }
+    // A plateau schedule watches its own metric, which may differ from early stopping's.
+    let plateau_value = progress
+        .scheduler
+        .monitor()
+        .map_or(monitored, |m| monitored_value(m, &metrics));
+    if let Some(message) = progress.scheduler.on_epoch_end(plateau_value) {
+        observer.on_message(&message);
+    }
+    let batch_signal = metrics.val_loss.unwrap_or(metrics.loss);
+    if let Some(size) = progress.batch_sizer.on_epoch_end(epoch, batch_signal) {
+        observer.on_message(&format!("batch size grows to {size}"));
+    }
+    progress.history.push(metrics);
 }
 
 /// Mean cross-entropy loss and accuracy of `net` on `data`, in inference mode.
@@ -329,14 +363,5 @@ fn monitored_value(monitor: Monitor, m: &EpochMetrics) -> f32 {
         Monitor::ValAccuracy => m.val_accuracy.unwrap_or(m.accuracy),
         Monitor::Loss => m.loss,
         Monitor::Accuracy => m.accuracy,
-    }
-}
-
-fn monitor_name(monitor: Monitor) -> &'static str {
-    match monitor {
-        Monitor::ValLoss => "val_loss",
-        Monitor::ValAccuracy => "val_accuracy",
-        Monitor::Loss => "loss",
-        Monitor::Accuracy => "accuracy",
     }
 }
