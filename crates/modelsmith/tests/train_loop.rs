@@ -38,6 +38,13 @@ fn resume_continues_exactly_where_it_stopped() {
     };
     let straight = dir.path().join("straight");
     train(&config, &data, &straight, false, &mut Silent).unwrap();
+    // One complete checkpoint: the state and the one weights file it names.
+    let mut files: Vec<String> = std::fs::read_dir(straight.join("checkpoint"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["state.json", "weights-3.safetensors"]);
 
     let resumed = dir.path().join("resumed");
     let first = TrainConfig {

@@ -1,10 +1,11 @@
 //! Per-epoch checkpoints for `--resume`, and `metrics.jsonl`.
 //!
 //! A checkpoint is `checkpoint/state.json` (epoch, step, scheduler, early stopping and batch-size
-//! state, the epoch history) plus `checkpoint/weights.safetensors` (current weights, the best
-//! epoch's weights under `best.`, the optimizer's slots under `optimizer.`). Files are written to a
-//! temporary name and renamed, weights first and state last, so a crash at any point leaves the
-//! previous complete checkpoint readable.
+//! state, the epoch history, and the name of its weights file) plus
+//! `checkpoint/weights-<epoch>.safetensors` (current weights, the best epoch's weights under
+//! `best.`, the optimizer's slots under `optimizer.`). The new weights file is written first, then
+//! `state.json` is replaced atomically to point at it, and only then is the previous weights file
+//! removed: a crash at any point leaves a state file and the weights it names.
 
 use std::io::Write;
 use std::path::Path;
@@ -22,7 +23,6 @@ use crate::model::{load_weights, read_weights_file, write_weights_file, WeightSn
 use crate::{Error, Result};
 
 const STATE_FILE: &str = "state.json";
-const WEIGHTS_FILE: &str = "weights.safetensors";
 const CHECKPOINT_VERSION: u32 = 1;
 
 /// Training state besides tensors.
@@ -44,6 +44,8 @@ struct StateFile {
     optimizer_kind: String,
     optimizer_iterations: u64,
     has_best: bool,
+    /// The weights file of this checkpoint, beside `state.json`.
+    weights_file: String,
     checkpoint: Checkpoint,
 }
 
@@ -70,17 +72,31 @@ impl Checkpoint {
                 .iter()
                 .map(|(name, v)| (format!("best.{name}"), vec![v.len()], *v)),
         );
-        write_weights_file(&dir.join(WEIGHTS_FILE), net, &extra)?;
+        let weights_file = format!("weights-{}.safetensors", self.epoch);
+        write_weights_file(&dir.join(&weights_file), net, &extra)?;
         let state = StateFile {
             version: CHECKPOINT_VERSION,
             config: config.clone(),
             optimizer_kind: opt.kind,
             optimizer_iterations: opt.iterations,
             has_best: !best.is_empty(),
+            weights_file: weights_file.clone(),
             checkpoint: self.clone(),
         };
         let json = serde_json::to_vec_pretty(&state).expect("checkpoint state serializes");
         crate::model::write_atomic_file(&dir.join(STATE_FILE), &json)?;
+        // Older weights are no longer referenced; failing to remove one only wastes disk.
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("weights-")
+                && name.ends_with(".safetensors")
+                && name != weights_file
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(())
     }
 
@@ -112,7 +128,7 @@ impl Checkpoint {
                 state_path.display()
             )));
         }
-        let weights_path = dir.join(WEIGHTS_FILE);
+        let weights_path = dir.join(&state.weights_file);
         let tensors = read_weights_file(&weights_path)?;
         load_weights(net, &tensors, &weights_path)?;
         let prefix = |p: &str| {
