@@ -105,20 +105,16 @@ pub fn build_network(
                 stride,
                 padding,
             } => {
-                positive(*pool, "pool").map_err(at)?;
-                let stride = stride.unwrap_or(*pool);
-                positive(stride, "stride").map_err(at)?;
-                Box::new(MaxPool2d::new(*pool, stride, padding_of(*padding)))
+                let (k, stride, padding) = pool_window(*pool, *stride, *padding).map_err(at)?;
+                Box::new(MaxPool2d::new(k, stride, padding))
             }
             LayerKind::AvgPool2d {
                 pool,
                 stride,
                 padding,
             } => {
-                positive(*pool, "pool").map_err(at)?;
-                let stride = stride.unwrap_or(*pool);
-                positive(stride, "stride").map_err(at)?;
-                Box::new(AvgPool2d::new(*pool, stride, padding_of(*padding)))
+                let (k, stride, padding) = pool_window(*pool, *stride, *padding).map_err(at)?;
+                Box::new(AvgPool2d::new(k, stride, padding))
             }
             LayerKind::GlobalAvgPool => Box::new(GlobalAvgPool::new()),
             LayerKind::Flatten => Box::new(Flatten::new()),
@@ -187,6 +183,18 @@ fn positive(value: usize, field: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// A pooling window's (size, stride, padding); the stride defaults to the size, as in Keras.
+fn pool_window(
+    pool: usize,
+    stride: Option<usize>,
+    padding: PaddingSpec,
+) -> Result<(usize, usize, Padding), String> {
+    positive(pool, "pool")?;
+    let stride = stride.unwrap_or(pool);
+    positive(stride, "stride")?;
+    Ok((pool, stride, padding_of(padding)))
 }
 
 fn padding_of(p: PaddingSpec) -> Padding {
