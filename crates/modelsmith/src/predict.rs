@@ -41,7 +41,7 @@ impl Predictor {
     }
 
     /// Class probabilities for each preprocessed input (`input_len()` values each).
-    pub fn probabilities(&mut self, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+    pub fn probabilities(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let len = self.input_len();
         if let Some((i, bad)) = inputs.iter().enumerate().find(|(_, v)| v.len() != len) {
             return Err(Error::Config(format!(
@@ -53,7 +53,9 @@ impl Predictor {
         }
         let mut shape = vec![inputs.len()];
         shape.extend_from_slice(&self.meta.input_shape);
-        let x = Tensor::from_vec(&shape, inputs.concat()).expect("sizes checked");
+        let mut values = Vec::with_capacity(inputs.len() * len);
+        inputs.iter().for_each(|v| values.extend_from_slice(v));
+        let x = Tensor::from_vec(&shape, values).expect("sizes checked");
         let logits = self.net.forward(&x, Mode::Eval);
         softmax(&mut self.logits_buf, logits);
         let classes = self.meta.num_classes;
@@ -91,7 +93,7 @@ impl Predictor {
 
     /// Top-`k` predictions for labelled inputs.
     pub fn predict(&mut self, inputs: &[(String, Vec<f32>)], k: usize) -> Result<Vec<Prediction>> {
-        let values: Vec<Vec<f32>> = inputs.iter().map(|(_, v)| v.clone()).collect();
+        let values: Vec<&[f32]> = inputs.iter().map(|(_, v)| v.as_slice()).collect();
         let probs = self.probabilities(&values)?;
         Ok(inputs
             .iter()
