@@ -130,8 +130,7 @@ impl Network {
     pub fn backward(&mut self, dout: &Tensor) {
         let last = self.output_slot();
         for s in 1..last {
-            let shape = self.acts[s].shape.clone();
-            self.grads[s].resize(&shape);
+            self.grads[s].resize(&self.acts[s].shape);
             self.grads[s].fill(0.0);
         }
         self.grads[last].clone_from(dout);
@@ -195,6 +194,15 @@ impl Network {
             }
         }
         out
+    }
+
+    /// The parameters without their names, in the same order: what an optimizer step needs,
+    /// without formatting a name per parameter on every step.
+    pub fn param_refs_mut(&mut self) -> Vec<&mut Param> {
+        self.nodes
+            .iter_mut()
+            .flat_map(|node| node.layer.params_mut())
+            .collect()
     }
 
     pub fn params_mut(&mut self) -> Vec<(String, &mut Param)> {

@@ -88,13 +88,8 @@ pub fn load_weights(
     tensors: &NamedTensors,
     source: &Path,
 ) -> Result<(), ModelError> {
-    let mut targets: Vec<(String, &mut modelsmith_engine::Tensor)> = Vec::new();
     for (name, p) in net.params_mut() {
-        targets.push((name, &mut p.value));
-    }
-    // Buffers are borrowed after params are done: collect names first to keep borrows simple.
-    for (name, t) in targets {
-        copy_into(name, t, tensors, source)?;
+        copy_into(name, &mut p.value, tensors, source)?;
     }
     for (name, t) in net.buffers_mut() {
         copy_into(name, t, tensors, source)?;

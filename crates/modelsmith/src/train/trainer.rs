@@ -246,8 +246,7 @@ fn train_epoch(
         seen += chunk.len();
         net.zero_grads();
         net.backward(&bufs.dlogits);
-        let mut params: Vec<&mut modelsmith_engine::Param> =
-            net.params_mut().into_iter().map(|(_, p)| p).collect();
+        let mut params = net.param_refs_mut();
         if let Some(v) = config.clip_value {
             clip_grad_value(&mut params, v);
         }
