@@ -145,15 +145,20 @@ pub fn train(
         progress.save(out, config, &net, &optimizer, &best)?;
     }
 
-    if config.early_stopping.restore_best && !best.is_empty() {
+    let restored = config.early_stopping.restore_best && !best.is_empty();
+    if restored {
         best.restore(&mut net);
     }
     let (test_loss, test_accuracy) = evaluate(&mut net, &data.test);
-    let (val_loss, val_accuracy) = if val_set.is_empty() {
-        (None, None)
-    } else {
-        let (l, a) = evaluate(&mut net, &val_set);
-        (Some(l), Some(a))
+    // The last epoch already measured the validation split on these weights unless the best
+    // epoch's weights were just restored.
+    let (val_loss, val_accuracy) = match progress.history.last() {
+        Some(last) if !restored => (last.val_loss, last.val_accuracy),
+        _ if val_set.is_empty() => (None, None),
+        _ => {
+            let (l, a) = evaluate(&mut net, &val_set);
+            (Some(l), Some(a))
+        }
     };
     let history = &progress.history;
     let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
