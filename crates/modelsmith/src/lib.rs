@@ -8,6 +8,8 @@ pub mod data;
 mod error;
 pub mod model;
 pub mod predict;
+pub mod search;
+pub mod store;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,0 +1,722 @@
+//! The study loop and the define-by-run trial API.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use modelsmith::search::{Direction, OptimizeOptions, Study, StudyOptions};
+//! use modelsmith::store::MemoryStorage;
+//!
+//! let study = Study::new(Arc::new(MemoryStorage::new()), "quadratic", Direction::Minimize,
+//!     StudyOptions::default()).unwrap();
+//! study.optimize(&OptimizeOptions::trials(50), |trial| {
+//!     let x = trial.suggest_float("x", -10.0, 10.0)?;
+//!     let lr = trial.suggest_float_log("lr", 1e-4, 1e-1)?;
+//!     Ok((x - 2.0).powi(2) + lr)
+//! }).unwrap();
+//! println!("best: {:?}", study.best_trial().unwrap().map(|t| t.value));
+//! ```
+//!
+//! Each worker claims a trial from storage (which numbers it), asks the sampler for values as
+//! the objective suggests parameters, records every reported step, asks the pruner, and
+//! finishes the trial as complete, pruned or failed — always finished, even when the objective
+//! panics. A heartbeat thread keeps the process's running trials alive in storage; trials of
+//! workers that died are found by [`Study::fail_stale_trials`] and marked failed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::owner::{current_owner, owner_is_dead};
+use super::pruner::{NopPruner, PruneContext, Pruner};
+use super::sampler::{SampleContext, Sampler, TpeSampler};
+use super::space::{Distribution, ParamValue};
+use super::trial::{best_trial, now_unix, Direction, FrozenTrial, Owner, ParamRecord, TrialState};
+use crate::store::{Storage, StoreError, StudyRecord};
+
+/// Why a trial did not produce a value. Objectives return it (often through `?`).
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    /// The pruner stopped the trial; it is recorded as pruned with its curve.
+    #[error("pruned")]
+    Pruned,
+    /// The objective failed; the trial is recorded as failed with this text.
+    #[error("{0}")]
+    Failed(String),
+    /// The search space is invalid (bad input): the study stops.
+    #[error("parameter '{name}': {message}")]
+    Space { name: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TrialError {
+    pub fn failed(message: impl std::fmt::Display) -> Self {
+        TrialError::Failed(message.to_string())
+    }
+}
+
+/// Errors that stop a whole study.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("parameter '{name}': {message}")]
+    Space { name: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl SearchError {
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            SearchError::Space { .. } | SearchError::Config(_) => true,
+            SearchError::Store(e) => e.is_bad_input(),
+        }
+    }
+}
+
+/// How a study is run (not stored: another run of the same study may choose differently).
+pub struct StudyOptions {
+    pub sampler: Arc<dyn Sampler>,
+    pub pruner: Arc<dyn Pruner>,
+    pub seed: u64,
+    /// Kept with the study at creation (e.g. the tune config).
+    pub attrs: serde_json::Value,
+}
+
+impl Default for StudyOptions {
+    fn default() -> Self {
+        StudyOptions {
+            sampler: Arc::new(TpeSampler::default()),
+            pruner: Arc::new(NopPruner),
+            seed: 0,
+            attrs: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Limits of one `optimize` call.
+#[derive(Clone, Debug)]
+pub struct OptimizeOptions {
+    /// The study's target: stop when it has this many trials that did not fail (including
+    /// those of earlier runs and other workers). `None`: until the timeout.
+    pub trials: Option<u64>,
+    /// Start no new trial after this long (running ones finish).
+    pub timeout: Option<Duration>,
+    /// Trials run in parallel by this process.
+    pub jobs: usize,
+    /// Before starting, queue a retry (same parameters) of each failed trial not yet retried.
+    pub retry_failed: bool,
+    /// Stop after this many failed trials in this run (default: the trial target, at least 1),
+    /// so an objective that always fails cannot loop forever.
+    pub max_failures: Option<u64>,
+    /// A running trial whose heartbeat is older than this belongs to a dead worker.
+    pub stale_after: Duration,
+    pub heartbeat_every: Duration,
+}
+
+impl Default for OptimizeOptions {
+    fn default() -> Self {
+        OptimizeOptions {
+            trials: None,
+            timeout: None,
+            jobs: 1,
+            retry_failed: false,
+            max_failures: None,
+            stale_after: Duration::from_secs(120),
+            heartbeat_every: Duration::from_secs(10),
+        }
+    }
+}
+
+impl OptimizeOptions {
+    pub fn trials(n: u64) -> Self {
+        OptimizeOptions {
+            trials: Some(n),
+            ..Default::default()
+        }
+    }
+}
+
+/// Live progress, called from the worker threads.
+pub trait StudyObserver: Sync {
+    fn on_trial_start(&self, _number: u64) {}
+    fn on_trial_end(&self, _trial: &FrozenTrial, _best: Option<&FrozenTrial>) {}
+    fn on_message(&self, _message: &str) {}
+}
+
+/// Observes nothing.
+pub struct NoStudyObserver;
+impl StudyObserver for NoStudyObserver {}
+
+/// What one `optimize` call did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct OptimizeSummary {
+    pub complete: u64,
+    pub pruned: u64,
+    pub failed: u64,
+    /// Running trials of dead workers marked failed at the start.
+    pub recovered_stale: Vec<u64>,
+    pub retried: Vec<u64>,
+    pub seconds: f64,
+}
+
+pub struct Study {
+    storage: Arc<dyn Storage>,
+    record: StudyRecord,
+    sampler: Arc<dyn Sampler>,
+    pruner: Arc<dyn Pruner>,
+    seed: u64,
+    owner: Owner,
+}
+
+impl Study {
+    /// Opens the study called `name` in `storage`, creating it if needed.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        name: &str,
+        direction: Direction,
+        options: StudyOptions,
+    ) -> Result<Study, SearchError> {
+        if name.trim().is_empty() {
+            return Err(SearchError::Config("study name must not be empty".into()));
+        }
+        let record = storage.create_study(name, direction, options.attrs)?;
+        Ok(Study {
+            storage,
+            record,
+            sampler: options.sampler,
+            pruner: options.pruner,
+            seed: options.seed,
+            owner: current_owner(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+    pub fn direction(&self) -> Direction {
+        self.record.direction
+    }
+    pub fn record(&self) -> &StudyRecord {
+        &self.record
+    }
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+    pub fn sampler(&self) -> &dyn Sampler {
+        &*self.sampler
+    }
+
+    pub fn trials(&self) -> Result<Vec<FrozenTrial>, StoreError> {
+        self.storage.trials(self.record.id)
+    }
+
+    pub fn best_trial(&self) -> Result<Option<FrozenTrial>, StoreError> {
+        Ok(best_trial(&self.trials()?, self.record.direction).cloned())
+    }
+
+    /// Marks failed the running trials whose worker is gone: same host and the process no
+    /// longer exists, or no heartbeat for `stale_after`. Returns their numbers.
+    pub fn fail_stale_trials(&self, stale_after: Duration) -> Result<Vec<u64>, StoreError> {
+        let now = now_unix();
+        let me = &self.owner;
+        self.storage.fail_stale(
+            self.record.id,
+            &|t| {
+                let silent = t
+                    .heartbeat_at
+                    .is_none_or(|h| now - h > stale_after.as_secs_f64());
+                let dead = t
+                    .owner
+                    .as_ref()
+                    .is_some_and(|o| o != me && owner_is_dead(o));
+                silent || dead
+            },
+            "the worker running this trial stopped (killed or crashed) before it finished",
+        )
+    }
+
+    /// Queues a retry of each failed trial that has none yet; returns the retried numbers.
+    pub fn retry_failed_trials(&self) -> Result<Vec<u64>, StoreError> {
+        let trials = self.trials()?;
+        let retried: HashSet<u64> = trials
+            .iter()
+            .filter_map(|t| t.attrs.get("retry_of").and_then(|v| v.as_u64()))
+            .collect();
+        let mut out = Vec::new();
+        for t in trials.iter().filter(|t| t.state == TrialState::Failed) {
+            if retried.contains(&t.number) {
+                continue;
+            }
+            let attrs = BTreeMap::from([("retry_of".to_string(), t.number.into())]);
+            self.storage
+                .enqueue_trial(self.record.id, &t.params, &attrs)?;
+            out.push(t.number);
+        }
+        Ok(out)
+    }
+
+    /// Runs trials until the study has `options.trials` non-failed trials, the timeout passes,
+    /// or too many trials failed. Each finished trial goes to `observer`.
+    pub fn optimize<F>(
+        &self,
+        options: &OptimizeOptions,
+        objective: F,
+    ) -> Result<OptimizeSummary, SearchError>
+    where
+        F: Fn(&mut Trial) -> Result<f64, TrialError> + Sync,
+    {
+        self.optimize_observed(options, &NoStudyObserver, objective)
+    }
+
+    pub fn optimize_observed<F>(
+        &self,
+        options: &OptimizeOptions,
+        observer: &dyn StudyObserver,
+        objective: F,
+    ) -> Result<OptimizeSummary, SearchError>
+    where
+        F: Fn(&mut Trial) -> Result<f64, TrialError> + Sync,
+    {
+        if options.jobs == 0 {
+            return Err(SearchError::Config("jobs must be at least 1".into()));
+        }
+        let started = Instant::now();
+        let mut summary = OptimizeSummary {
+            recovered_stale: self.fail_stale_trials(options.stale_after)?,
+            ..Default::default()
+        };
+        if !summary.recovered_stale.is_empty() {
+            observer.on_message(&format!(
+                "marked failed {} trial(s) whose worker had stopped: {:?}",
+                summary.recovered_stale.len(),
+                summary.recovered_stale
+            ));
+        }
+        if options.retry_failed {
+            summary.retried = self.retry_failed_trials()?;
+        }
+        let max_failures = options
+            .max_failures
+            .unwrap_or(options.trials.unwrap_or(u64::MAX).max(1));
+        let run = RunState {
+            stop: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            counts: Mutex::new([0; 3]),
+            error: Mutex::new(None),
+            running: Mutex::new(HashSet::new()),
+            done: (Mutex::new(false), Condvar::new()),
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.heartbeat_loop(&run, options.heartbeat_every));
+            let workers: Vec<_> = (0..options.jobs)
+                .map(|_| {
+                    scope.spawn(|| {
+                        self.worker_loop(&run, options, max_failures, started, observer, &objective)
+                    })
+                })
+                .collect();
+            for w in workers {
+                if w.join().is_err() {
+                    run.stop.store(true, Ordering::SeqCst);
+                }
+            }
+            let (lock, cv) = &run.done;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        });
+        if let Some(e) = run.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let [complete, pruned, failed] = run.counts.into_inner().unwrap_or_else(|p| p.into_inner());
+        summary.complete = complete;
+        summary.pruned = pruned;
+        summary.failed = failed;
+        summary.seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+
+    fn worker_loop(
+        &self,
+        run: &RunState,
+        options: &OptimizeOptions,
+        max_failures: u64,
+        started: Instant,
+        observer: &dyn StudyObserver,
+        objective: &(dyn Fn(&mut Trial) -> Result<f64, TrialError> + Sync),
+    ) {
+        loop {
+            if run.stop.load(Ordering::SeqCst)
+                || options.timeout.is_some_and(|t| started.elapsed() >= t)
+                || run.failures.load(Ordering::SeqCst) >= max_failures
+            {
+                return;
+            }
+            match self.run_one(run, options.trials, observer, objective) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    run.stop.store(true, Ordering::SeqCst);
+                    let mut slot = run.error.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Claims, runs and finishes one trial. `Ok(false)` when the study has enough trials.
+    fn run_one(
+        &self,
+        run: &RunState,
+        limit: Option<u64>,
+        observer: &dyn StudyObserver,
+        objective: &(dyn Fn(&mut Trial) -> Result<f64, TrialError> + Sync),
+    ) -> Result<bool, SearchError> {
+        let Some(started) = self
+            .storage
+            .start_trial(self.record.id, limit, &self.owner)?
+        else {
+            return Ok(false);
+        };
+        run.lock_running().insert(started.id);
+        observer.on_trial_start(started.number);
+        let history = self.storage.trials(self.record.id)?;
+        let mut trial = Trial {
+            study: self,
+            id: started.id,
+            number: started.number,
+            params: BTreeMap::new(),
+            fixed: started.fixed_params,
+            relative: BTreeMap::new(),
+            history,
+        };
+        trial.relative = self.sampler.sample_relative(&trial.sample_context());
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| objective(&mut trial)));
+        run.lock_running().remove(&started.id);
+        let (state, value, error, stop_with) = match outcome {
+            Ok(Ok(v)) if v.is_finite() => (TrialState::Complete, Some(v), None, None),
+            Ok(Ok(v)) => (
+                TrialState::Failed,
+                None,
+                Some(format!("the objective returned {v}")),
+                None,
+            ),
+            Ok(Err(TrialError::Pruned)) => {
+                let t = self.storage.trial(started.id)?;
+                let last = t.last_intermediate().map(|(_, v)| v);
+                (TrialState::Pruned, last, None, None)
+            }
+            Ok(Err(TrialError::Failed(msg))) => (TrialState::Failed, None, Some(msg), None),
+            Ok(Err(TrialError::Space { name, message })) => (
+                TrialState::Failed,
+                None,
+                Some(format!("parameter '{name}': {message}")),
+                Some(SearchError::Space { name, message }),
+            ),
+            Ok(Err(TrialError::Store(e))) => (
+                TrialState::Failed,
+                None,
+                Some(e.to_string()),
+                Some(e.into()),
+            ),
+            Err(panic) => (
+                TrialState::Failed,
+                None,
+                Some(format!("the objective panicked: {}", panic_text(&*panic))),
+                None,
+            ),
+        };
+        match self
+            .storage
+            .finish_trial(started.id, state, value, error.as_deref())
+        {
+            Ok(()) => {}
+            // Another process judged this trial's worker dead (a very long stall) and already
+            // marked it failed: its record stands.
+            Err(StoreError::TrialFinished(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        {
+            let mut counts = run.counts.lock().unwrap_or_else(|p| p.into_inner());
+            match state {
+                TrialState::Complete => counts[0] += 1,
+                TrialState::Pruned => counts[1] += 1,
+                _ => {
+                    counts[2] += 1;
+                    run.failures.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let finished = self.storage.trial(started.id)?;
+        let all = self.trials()?;
+        observer.on_trial_end(&finished, best_trial(&all, self.record.direction));
+        match stop_with {
+            Some(e) => Err(e),
+            None => Ok(true),
+        }
+    }
+
+    fn heartbeat_loop(&self, run: &RunState, every: Duration) {
+        let (lock, cv) = &run.done;
+        let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while !*done {
+            let ids: Vec<i64> = run.lock_running().iter().copied().collect();
+            if !ids.is_empty() {
+                // A missed heartbeat is harmless unless it repeats for `stale_after`.
+                let _ = self.storage.heartbeat(&ids);
+            }
+            done = cv
+                .wait_timeout(done, every)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+struct RunState {
+    stop: AtomicBool,
+    failures: AtomicU64,
+    /// complete, pruned, failed in this run.
+    counts: Mutex<[u64; 3]>,
+    error: Mutex<Option<SearchError>>,
+    running: Mutex<HashSet<i64>>,
+    done: (Mutex<bool>, Condvar),
+}
+
+impl RunState {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// One running trial, handed to the objective: suggest parameters, report progress.
+pub struct Trial<'s> {
+    study: &'s Study,
+    id: i64,
+    number: u64,
+    params: BTreeMap<String, ParamRecord>,
+    /// Values fixed in advance (a retried trial).
+    fixed: BTreeMap<String, ParamRecord>,
+    /// The sampler's joint proposal at the start of the trial.
+    relative: BTreeMap<String, ParamRecord>,
+    /// The study's trials when this one started (what the sampler learns from).
+    history: Vec<FrozenTrial>,
+}
+
+impl Trial<'_> {
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// A seed for the objective's own randomness (weights, shuffling), distinct per trial
+    /// and reproducible given the study seed.
+    pub fn seed(&self) -> u64 {
+        self.study
+            .seed
+            .wrapping_add(self.number.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            % (1 << 53)
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.study.record.direction
+    }
+
+    /// The parameters suggested so far.
+    pub fn params(&self) -> BTreeMap<String, ParamValue> {
+        self.params
+            .iter()
+            .map(|(k, p)| (k.clone(), p.value()))
+            .collect()
+    }
+
+    fn sample_context(&self) -> SampleContext<'_> {
+        SampleContext {
+            trials: &self.history,
+            direction: self.study.record.direction,
+            number: self.number,
+            seed: self.study.seed,
+            params: &self.params,
+        }
+    }
+
+    /// A value for `name` from `dist`: the same as before if `name` was already suggested
+    /// with the same distribution; otherwise fixed (retry), jointly proposed, or sampled.
+    pub fn suggest(&mut self, name: &str, dist: Distribution) -> Result<ParamValue, TrialError> {
+        let space_error = |message: String| TrialError::Space {
+            name: name.into(),
+            message,
+        };
+        dist.validate().map_err(space_error)?;
+        if let Some(p) = self.params.get(name) {
+            if p.distribution != dist {
+                return Err(space_error(format!(
+                    "suggested twice with different ranges ({:?} and {:?})",
+                    p.distribution, dist
+                )));
+            }
+            return Ok(p.value());
+        }
+        let fixed = self
+            .fixed
+            .get(name)
+            .and_then(|p| dist.to_internal(&p.value()));
+        let relative = self
+            .relative
+            .get(name)
+            .filter(|p| p.distribution == dist && dist.contains(p.internal))
+            .map(|p| p.internal);
+        let internal = match fixed.or(relative) {
+            Some(v) => v,
+            None if dist.is_single() => dist.internal_bounds().0,
+            None => {
+                let v = self
+                    .study
+                    .sampler
+                    .sample_independent(&self.sample_context(), name, &dist);
+                dist.snap(v)
+            }
+        };
+        let record = ParamRecord {
+            distribution: dist,
+            internal,
+        };
+        self.study.storage.set_param(self.id, name, &record)?;
+        let value = record.value();
+        self.params.insert(name.into(), record);
+        Ok(value)
+    }
+
+    pub fn suggest_float(&mut self, name: &str, low: f64, high: f64) -> Result<f64, TrialError> {
+        self.suggest_f64(name, Distribution::float(low, high))
+    }
+
+    pub fn suggest_float_log(
+        &mut self,
+        name: &str,
+        low: f64,
+        high: f64,
+    ) -> Result<f64, TrialError> {
+        self.suggest_f64(name, Distribution::float_log(low, high))
+    }
+
+    pub fn suggest_float_step(
+        &mut self,
+        name: &str,
+        low: f64,
+        high: f64,
+        step: f64,
+    ) -> Result<f64, TrialError> {
+        let dist = Distribution::Float {
+            low,
+            high,
+            log: false,
+            step: Some(step),
+        };
+        self.suggest_f64(name, dist)
+    }
+
+    pub fn suggest_int(&mut self, name: &str, low: i64, high: i64) -> Result<i64, TrialError> {
+        self.suggest_i64(name, Distribution::int(low, high))
+    }
+
+    pub fn suggest_int_log(&mut self, name: &str, low: i64, high: i64) -> Result<i64, TrialError> {
+        let dist = Distribution::Int {
+            low,
+            high,
+            log: true,
+            step: 1,
+        };
+        self.suggest_i64(name, dist)
+    }
+
+    pub fn suggest_int_step(
+        &mut self,
+        name: &str,
+        low: i64,
+        high: i64,
+        step: i64,
+    ) -> Result<i64, TrialError> {
+        let dist = Distribution::Int {
+            low,
+            high,
+            log: false,
+            step,
+        };
+        self.suggest_i64(name, dist)
+    }
+
+    /// One of `choices`.
+    pub fn suggest_categorical<T>(&mut self, name: &str, choices: &[T]) -> Result<T, TrialError>
+    where
+        T: Clone + Into<ParamValue>,
+    {
+        let values: Vec<ParamValue> = choices.iter().cloned().map(Into::into).collect();
+        let dist = Distribution::categorical(values);
+        let value = self.suggest(name, dist.clone())?;
+        let index = dist.to_internal(&value).expect("suggested from dist") as usize;
+        Ok(choices[index].clone())
+    }
+
+    pub fn suggest_bool(&mut self, name: &str) -> Result<bool, TrialError> {
+        self.suggest_categorical(name, &[false, true])
+    }
+
+    fn suggest_f64(&mut self, name: &str, dist: Distribution) -> Result<f64, TrialError> {
+        Ok(self
+            .suggest(name, dist)?
+            .as_f64()
+            .expect("float distribution"))
+    }
+
+    fn suggest_i64(&mut self, name: &str, dist: Distribution) -> Result<i64, TrialError> {
+        match self.suggest(name, dist)? {
+            ParamValue::Int(i) => Ok(i),
+            other => unreachable!("int distribution gave {other:?}"),
+        }
+    }
+
+    /// Records the objective's value at `step` (an epoch) for pruners and curves.
+    pub fn report(&mut self, step: u32, value: f64) -> Result<(), TrialError> {
+        self.study.storage.report(self.id, step, value)?;
+        Ok(())
+    }
+
+    /// Asks the pruner whether this trial should stop, given everything reported so far.
+    pub fn should_prune(&self) -> Result<bool, TrialError> {
+        let trials = self.study.trials()?;
+        let Some(me) = trials.iter().find(|t| t.id == self.id) else {
+            return Err(StoreError::NoTrial(self.id).into());
+        };
+        let Some((step, _)) = me.last_intermediate() else {
+            return Ok(false);
+        };
+        Ok(self.study.pruner.prune(&PruneContext {
+            trials: &trials,
+            trial: me,
+            step,
+            direction: self.study.record.direction,
+        }))
+    }
+
+    /// Keeps a JSON value with the trial (e.g. the ModelSpec, the training report).
+    pub fn set_attr(&mut self, key: &str, value: impl serde::Serialize) -> Result<(), TrialError> {
+        let value = serde_json::to_value(value).map_err(TrialError::failed)?;
+        self.study.storage.set_attr(self.id, key, &value)?;
+        Ok(())
+    }
+}
