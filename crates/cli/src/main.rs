@@ -5,6 +5,7 @@
 
 mod commands;
 mod progress;
+mod study_progress;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,10 @@ enum Command {
     Evaluate(commands::evaluate::EvaluateArgs),
     /// Classify images (PNG/JPEG) or CSV rows with a saved model.
     Predict(commands::predict::PredictArgs),
+    /// Search hyperparameters: sample, train, prune; studies resume and run in parallel.
+    Tune(Box<commands::tune::TuneArgs>),
+    /// List, show and export the studies in a storage.
+    Studies(commands::studies::StudiesArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +50,8 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(*args),
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Predict(args) => commands::predict::run(args),
+        Command::Tune(args) => commands::tune::run(*args),
+        Command::Studies(args) => commands::studies::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,5 +11,6 @@ pub mod predict;
 pub mod search;
 pub mod store;
 pub mod train;
+pub mod tune;
 
 pub use error::{Error, Result};

@@ -2,7 +2,9 @@
 
 pub mod evaluate;
 pub mod predict;
+pub mod studies;
 pub mod train;
+pub mod tune;
 
 use modelsmith::data::DataError;
 use modelsmith::model::ModelError;
@@ -25,6 +27,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         cause.is::<BadInput>()
             || cause.is::<DataError>()
             || cause.is::<ModelError>()
+            || cause
+                .downcast_ref::<modelsmith::store::StoreError>()
+                .is_some_and(modelsmith::store::StoreError::is_bad_input)
             || cause
                 .downcast_ref::<modelsmith::Error>()
                 .is_some_and(modelsmith::Error::is_bad_input)

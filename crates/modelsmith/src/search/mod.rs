@@ -4,6 +4,7 @@
 //! as in Optuna), the [`sampler`] proposes their values from the study's history, the [`pruner`]
 //! stops weak trials early, and every trial is kept in a [`crate::store::Storage`].
 
+pub mod declared;
 mod owner;
 pub mod pruner;
 pub mod sampler;
@@ -11,6 +12,7 @@ pub mod space;
 mod study;
 mod trial;
 
+pub use declared::{DeclKind, ParamDecl, SearchSpace};
 pub use owner::{current_owner, owner_is_dead};
 pub use space::{Distribution, ParamValue};
 pub use study::{

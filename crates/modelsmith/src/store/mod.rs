@@ -167,6 +167,24 @@ pub trait Storage: Send + Sync {
     }
 }
 
+/// Like [`open`], but a SQLite file must already exist (for reading studies: a typo in the
+/// path should not create an empty database).
+pub fn open_existing(url: &str) -> StoreResult<Box<dyn Storage>> {
+    let path = url
+        .strip_prefix("sqlite:")
+        .map(|p| p.strip_prefix("//").unwrap_or(p))
+        .or_else(|| (url.ends_with(".db") && !url.contains("://")).then_some(url));
+    if let Some(path) = path {
+        if !path.is_empty() && !std::path::Path::new(path).exists() {
+            return Err(StoreError::Open {
+                url: url.into(),
+                message: "no such file (studies are created by `modelsmith tune`)".into(),
+            });
+        }
+    }
+    open(url)
+}
+
 /// Opens a storage from its URL: `sqlite:PATH` (or a bare path ending in `.db`), `memory:`.
 pub fn open(url: &str) -> StoreResult<Box<dyn Storage>> {
     if let Some(path) = url.strip_prefix("sqlite:") {

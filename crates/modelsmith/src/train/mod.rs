@@ -11,4 +11,4 @@ mod trainer;
 
 pub use config::{TrainConfig, OPTIMIZERS};
 pub use observer::{EpochMetrics, Silent, StartInfo, TrainObserver};
-pub use trainer::{evaluate, train, TrainReport};
+pub use trainer::{evaluate, train, train_with, TrainOptions, TrainReport};

@@ -40,6 +40,10 @@ pub trait TrainObserver {
     fn on_epoch_end(&mut self, _metrics: &EpochMetrics) {}
     /// A notable event (early stop, learning-rate reduction, batch growth, resume).
     fn on_message(&mut self, _message: &str) {}
+    /// Asked after each epoch (after `on_epoch_end`): true ends training there.
+    fn should_stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.

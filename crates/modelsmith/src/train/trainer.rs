@@ -39,6 +39,9 @@ pub struct TrainReport {
     pub epochs_run: u32,
     pub best_epoch: u32,
     pub stopped_early: bool,
+    /// The observer asked to stop (e.g. a search's pruner).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_by_observer: bool,
     pub train_seconds: f64,
     pub images_per_second: f64,
     pub params: usize,
@@ -48,6 +51,20 @@ pub struct TrainReport {
     pub out: PathBuf,
 }
 
+/// Where a training run writes and what it measures beyond training and validation.
+#[derive(Clone, Debug)]
+pub struct TrainOptions<'a> {
+    /// The model folder (model.json, weights, metrics.jsonl, checkpoints); `None` writes nothing.
+    pub out: Option<&'a Path>,
+    /// Continue from the checkpoint in `out`.
+    pub resume: bool,
+    /// Write a checkpoint every epoch (needed for `resume`).
+    pub checkpoints: bool,
+    /// Measure the test split at the end. A search turns this off: it must decide on the
+    /// validation split only (the report's test figures are then NaN).
+    pub evaluate_test: bool,
+}
+
 /// Trains `config.model` on `data` and saves the model folder to `out` (with `metrics.jsonl`
 /// and a per-epoch checkpoint). With `resume`, continues from the checkpoint in `out`.
 pub fn train(
@@ -55,6 +72,23 @@ pub fn train(
     data: &LoadedData,
     out: &Path,
     resume: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainReport> {
+    let options = TrainOptions {
+        out: Some(out),
+        resume,
+        checkpoints: true,
+        evaluate_test: true,
+    };
+    train_with(config, data, &options, observer)
+}
+
+/// [`train`] with every choice explicit. The observer may end training after any epoch
+/// ([`TrainObserver::should_stop`], e.g. a pruner); the report then says `stopped_by_observer`.
+pub fn train_with(
+    config: &TrainConfig,
+    data: &LoadedData,
+    options: &TrainOptions,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
     config.validate()?;
@@ -98,10 +132,13 @@ pub fn train(
     };
     let mut best = WeightSnapshot::default();
 
-    std::fs::create_dir_all(out)
-        .map_err(|e| Error::io(out, format!("cannot create folder: {e}")))?;
-    let metrics_path = out.join("metrics.jsonl");
-    if resume {
+    let out = options.out;
+    if let Some(out) = out {
+        std::fs::create_dir_all(out)
+            .map_err(|e| Error::io(out, format!("cannot create folder: {e}")))?;
+    }
+    let metrics_path = out.map(|o| o.join("metrics.jsonl"));
+    if let (true, Some(out)) = (options.resume, out) {
         progress = Checkpoint::load(out, config, &mut net, &mut optimizer, &mut best)?;
         // `epochs` may have been raised: schedules that depend on the run's length follow it.
         progress
@@ -110,7 +147,9 @@ pub fn train(
         observer.on_message(&format!("resuming after epoch {}", progress.epoch));
     }
     // On resume, drops metric lines written after the checkpoint (a crash between the writes).
-    checkpoint::write_metrics(&metrics_path, &progress.history)?;
+    if let Some(path) = &metrics_path {
+        checkpoint::write_metrics(path, &progress.history)?;
+    }
 
     observer.on_start(&StartInfo {
         params: net.param_count(),
@@ -122,6 +161,7 @@ pub fn train(
     });
 
     let mut bufs = StepBuffers::default();
+    let mut stopped_by_observer = false;
     while progress.epoch < config.epochs && !progress.stopped_early {
         let epoch = progress.epoch + 1;
         let mut metrics = train_epoch(
@@ -141,15 +181,27 @@ pub fn train(
         observer.on_epoch_end(&metrics);
         end_epoch(config, &net, &mut best, &mut progress, metrics, observer);
         progress.epoch = epoch;
-        checkpoint::append_metrics(&metrics_path, progress.history.last().expect("pushed"))?;
-        progress.save(out, config, &net, &optimizer, &best)?;
+        if let Some(path) = &metrics_path {
+            checkpoint::append_metrics(path, progress.history.last().expect("pushed"))?;
+        }
+        if let (true, Some(out)) = (options.checkpoints, out) {
+            progress.save(out, config, &net, &optimizer, &best)?;
+        }
+        if observer.should_stop() {
+            stopped_by_observer = true;
+            break;
+        }
     }
 
     let restored = config.early_stopping.restore_best && !best.is_empty();
     if restored {
         best.restore(&mut net);
     }
-    let (test_loss, test_accuracy) = evaluate(&mut net, &data.test);
+    let (test_loss, test_accuracy) = if options.evaluate_test {
+        evaluate(&mut net, &data.test)
+    } else {
+        (f32::NAN, f32::NAN)
+    };
     // The last epoch already measured the validation split on these weights unless the best
     // epoch's weights were just restored.
     let (val_loss, val_accuracy) = match progress.history.last() {
@@ -174,12 +226,16 @@ pub fn train(
         epochs_run: history.last().map_or(0, |m| m.epoch),
         best_epoch: progress.stopper.best_epoch(),
         stopped_early: progress.stopped_early,
+        stopped_by_observer,
         train_seconds,
         images_per_second: trained / train_seconds.max(1e-9),
         params: net.param_count(),
         macs_per_example: net.macs_per_example(),
         flops_per_example: 2 * net.macs_per_example(),
-        out: out.to_path_buf(),
+        out: out.map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let Some(out) = out else {
+        return Ok(report);
     };
     let meta = ModelMeta {
         format_version: MODEL_FORMAT_VERSION,

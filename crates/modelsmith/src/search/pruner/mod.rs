@@ -115,3 +115,43 @@ impl PrunerConfig {
         })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::BTreeMap;
+
+    use super::PruneContext;
+    use crate::search::trial::{Direction, FrozenTrial, TrialState};
+
+    /// A trial with the given reported (step, value) pairs.
+    pub fn trial(number: u64, state: TrialState, values: &[(u32, f64)]) -> FrozenTrial {
+        FrozenTrial {
+            id: number as i64 + 1,
+            number,
+            state,
+            params: BTreeMap::new(),
+            value: values.last().map(|v| v.1),
+            intermediate: values.iter().copied().collect(),
+            attrs: BTreeMap::new(),
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: None,
+            owner: None,
+            error: None,
+        }
+    }
+
+    /// The context after `me` reported its last step, with `others` in the study.
+    pub fn ctx_for<'a>(
+        others: &'a [FrozenTrial],
+        me: &'a FrozenTrial,
+        direction: Direction,
+    ) -> PruneContext<'a> {
+        PruneContext {
+            trials: others,
+            trial: me,
+            step: me.last_intermediate().map_or(0, |(s, _)| s),
+            direction,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use modelsmith::search::{best_trial, FrozenTrial, ParamValue};
+use modelsmith::store::{self, Storage, StoreError};
+
+use super::print_json;
+
+#[derive(Args)]
+pub struct StudiesArgs {
+    #[command(subcommand)]
+    command: StudiesCommand,
+    /// Where studies live: sqlite:PATH or memory:.
+    #[arg(long, global = true, default_value = "sqlite:modelsmith.db")]
+    storage: String,
+}
+
+#[derive(Subcommand)]
+enum StudiesCommand {
+    /// One line per study: trials by state and the best value.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A study's trials: number, state, value, duration, parameters.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every trial of a study as CSV (one column per parameter) or JSON (full records).
+    Export {
+        name: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Json,
+}
+
+pub fn run(args: StudiesArgs) -> Result<()> {
+    let storage = store::open_existing(&args.storage)?;
+    match args.command {
+        StudiesCommand::List { json } => list(&*storage, json),
+        StudiesCommand::Show { name, json } => show(&*storage, &name, json),
+        StudiesCommand::Export { name, format, out } => export(&*storage, &name, format, out),
+    }
+}
+
+fn list(storage: &dyn Storage, json: bool) -> Result<()> {
+    let studies = storage.list_studies()?;
+    if json {
+        print_json(&studies);
+        return Ok(());
+    }
+    if studies.is_empty() {
+        eprintln!("no studies yet (run `modelsmith tune`)");
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<9} {:>6} {:>8} {:>6} {:>6} {:>7}  best",
+        "study", "direction", "trials", "complete", "pruned", "failed", "running"
+    );
+    for s in studies {
+        println!(
+            "{:<28} {:<9} {:>6} {:>8} {:>6} {:>6} {:>7}  {}",
+            s.study.name,
+            s.study.direction.name(),
+            s.trials,
+            s.complete,
+            s.pruned,
+            s.failed,
+            s.running,
+            s.best_value.map_or("-".into(), |v| format!("{v:.6}"))
+        );
+    }
+    Ok(())
+}
+
+fn study_trials(
+    storage: &dyn Storage,
+    name: &str,
+) -> Result<(modelsmith::store::StudyRecord, Vec<FrozenTrial>)> {
+    let study = storage
+        .get_study(name)?
+        .ok_or_else(|| StoreError::NoStudy(name.into()))?;
+    let trials = storage.trials(study.id)?;
+    Ok((study, trials))
+}
+
+fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
+    let (study, trials) = study_trials(storage, name)?;
+    let best = best_trial(&trials, study.direction);
+    if json {
+        print_json(&serde_json::json!({
+            "study": study,
+            "best_trial": best.map(|b| b.number),
+            "trials": trials,
+        }));
+        return Ok(());
+    }
+    println!(
+        "study '{}' ({}), {} trials",
+        study.name,
+        study.direction.name(),
+        trials.len()
+    );
+    println!(
+        "{:>5}  {:<8} {:>10} {:>6} {:>8}  params",
+        "trial", "state", "value", "steps", "seconds"
+    );
+    for t in &trials {
+        let params: Vec<String> = t
+            .param_values()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mark = if best.is_some_and(|b| b.id == t.id) {
+            " *"
+        } else {
+            ""
+        };
+        println!(
+            "{:>5}  {:<8} {:>10} {:>6} {:>8}  {}{}{}",
+            t.number,
+            t.state.name(),
+            t.value.map_or("-".into(), |v| format!("{v:.6}")),
+            t.intermediate.len(),
+            t.duration_seconds()
+                .map_or("-".into(), |s| format!("{s:.1}")),
+            params.join(" "),
+            mark,
+            t.error
+                .as_deref()
+                .map_or(String::new(), |e| format!("  error: {e}"))
+        );
+    }
+    if let Some(b) = best {
+        println!(
+            "best: trial {} (marked *), value {:.6}",
+            b.number,
+            b.value.unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
+}
+
+fn export(
+    storage: &dyn Storage,
+    name: &str,
+    format: ExportFormat,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    let (study, trials) = study_trials(storage, name)?;
+    let mut bytes = Vec::new();
+    match format {
+        ExportFormat::Json => {
+            serde_json::to_writer_pretty(
+                &mut bytes,
+                &serde_json::json!({ "study": study, "trials": trials }),
+            )?;
+            bytes.push(b'\n');
+        }
+        ExportFormat::Csv => {
+            let mut names: Vec<&String> = trials.iter().flat_map(|t| t.params.keys()).collect();
+            names.sort();
+            names.dedup();
+            let mut w = csv::Writer::from_writer(&mut bytes);
+            let mut header: Vec<String> = [
+                "number",
+                "state",
+                "value",
+                "started_at",
+                "finished_at",
+                "seconds",
+                "steps",
+                "last_step_value",
+                "error",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            header.extend(names.iter().map(|n| format!("param_{n}")));
+            w.write_record(&header)?;
+            for t in &trials {
+                let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+                let values = t.param_values();
+                let mut row = vec![
+                    t.number.to_string(),
+                    t.state.name().to_string(),
+                    opt(t.value),
+                    opt(t.started_at),
+                    opt(t.finished_at),
+                    opt(t.duration_seconds()),
+                    t.intermediate.len().to_string(),
+                    opt(t.last_intermediate().map(|(_, v)| v)),
+                    t.error.clone().unwrap_or_default(),
+                ];
+                row.extend(names.iter().map(|n| match values.get(*n) {
+                    Some(ParamValue::Str(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                }));
+                w.write_record(&row)?;
+            }
+            w.flush()?;
+        }
+    }
+    match out {
+        Some(path) => std::fs::write(&path, &bytes)
+            .with_context(|| format!("{}: cannot write", path.display()))?,
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args;
+use modelsmith::data::{load, LoadOptions};
+use modelsmith::search::TrialState;
+use modelsmith::store;
+use modelsmith::tune::{run_tune, RunOptions, TuneConfig};
+
+use super::{print_json, BadInput};
+use crate::study_progress::StudyProgress;
+
+/// The search `modelsmith tune` runs without --config (examples/tune-digits.toml).
+const DEFAULT_CONFIG: &str = include_str!("../../../../examples/tune-digits.toml");
+
+#[derive(Args)]
+pub struct TuneArgs {
+    /// TOML with [study], [pruner], [train] and [space] (default: the digits search in
+    /// examples/tune-digits.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where studies live: sqlite:PATH or memory:.
+    #[arg(long, default_value = "sqlite:modelsmith.db")]
+    storage: String,
+    /// Study name (default: the config file's name). The same name continues the study.
+    #[arg(long)]
+    study: Option<String>,
+    /// The study's target number of trials (finished earlier ones count).
+    #[arg(long)]
+    trials: Option<u64>,
+    /// Start no new trial after this long: 90s, 10m, 1h30m.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Trials run in parallel in this process.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// auto, tpe, gp, random or grid.
+    #[arg(long)]
+    sampler: Option<String>,
+    /// none, median, asha or hyperband.
+    #[arg(long)]
+    pruner: Option<String>,
+    /// Queue a retry (same parameters) of every failed trial first.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Skip training the best settings on train+validation at the end.
+    #[arg(long)]
+    no_retrain: bool,
+    /// Folder for the final model (default runs/STUDY/best).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads for training (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object with the results on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl TuneArgs {
+    fn config(&self) -> Result<TuneConfig> {
+        let mut c = match &self.config {
+            Some(path) => TuneConfig::from_toml_file(path)?,
+            None => {
+                let mut c: TuneConfig = toml::from_str(DEFAULT_CONFIG).expect("bundled config");
+                c.study.name = Some("tune-digits".into());
+                c
+            }
+        };
+        if let Some(v) = &self.study {
+            c.study.name = Some(v.clone());
+        }
+        if let Some(v) = self.trials {
+            c.study.trials = v;
+        }
+        if let Some(v) = &self.timeout {
+            c.study.timeout = Some(v.clone());
+        }
+        if let Some(v) = self.jobs {
+            c.study.jobs = v;
+        }
+        if let Some(v) = &self.sampler {
+            c.study.sampler = v.clone();
+        }
+        if let Some(v) = &self.pruner {
+            c.pruner.kind = v.clone();
+        }
+        if self.no_retrain {
+            c.study.retrain = false;
+        }
+        Ok(c)
+    }
+}
+
+pub fn run(args: TuneArgs) -> Result<()> {
+    if let Some(n) = args.threads {
+        if n == 0 {
+            return Err(BadInput("--threads must be at least 1".into()).into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
+    }
+    let config = args.config()?;
+    config.validate()?;
+    let storage: Arc<dyn store::Storage> = Arc::from(store::open(&args.storage)?);
+    let name = config.study.name.clone().unwrap_or_default();
+    let done_before = match storage.get_study(&name)? {
+        Some(s) => storage
+            .trials(s.id)?
+            .iter()
+            .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+            .count() as u64,
+        None => 0,
+    };
+    let train = &config.train;
+    let data = load(
+        &train.data,
+        &LoadOptions {
+            target: train.target.clone(),
+            missing: train.missing,
+            seed: train.seed,
+            ..LoadOptions::default()
+        },
+    )?;
+    let progress = StudyProgress::new(
+        !args.quiet,
+        config.study.trials,
+        done_before,
+        config.study.metric.name(),
+    );
+    progress.say(&format!(
+        "study '{name}' in {}: {} trials ({} done), sampler {}, pruner {}, {} job(s)",
+        args.storage,
+        config.study.trials,
+        done_before,
+        config.study.sampler,
+        config.pruner.kind,
+        config.study.jobs
+    ));
+    let run = RunOptions {
+        retry_failed: args.retry_failed,
+        out: args.out.clone(),
+    };
+    let report = run_tune(&config, storage, &data, &run, &progress)?;
+    progress.finish();
+    if !args.quiet {
+        eprintln!(
+            "study '{}': {} trials ({} complete, {} pruned, {} failed)",
+            report.study, report.trials, report.complete, report.pruned, report.failed
+        );
+        if let Some(best) = &report.best {
+            let params: Vec<String> = best
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            eprintln!(
+                "best: trial {}  {} {:.4}  {}",
+                best.number,
+                report.metric,
+                best.value,
+                params.join(" ")
+            );
+        }
+        if let Some(f) = &report.final_model {
+            eprintln!(
+                "final model (train+validation, {} epochs): test accuracy {:.2}%  test loss {:.4}  saved {}",
+                f.epochs,
+                f.test_accuracy * 100.0,
+                f.test_loss,
+                f.out.display()
+            );
+        }
+    }
+    if args.json {
+        print_json(&report);
+    }
+    if report.run.failed > 0 {
+        return Err(anyhow::anyhow!(
+            "{} trial(s) failed in this run (see `modelsmith studies show {} --storage {}`)",
+            report.run.failed,
+            report.study,
+            args.storage
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! `modelsmith tune`: hyperparameter search over training settings.
+//!
+//! Each trial samples the `[space]`, applies the values to the `[train]` settings, trains with
+//! validation only (the test split is never looked at), reports every epoch's validation
+//! metric to the pruner and records the outcome in the study's storage. At the end the best
+//! trial's settings are trained once more on train+validation and tested once.
+
+mod config;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use config::{apply_params, parse_duration, Metric, StudySettings, TuneConfig};
+
+use crate::data::LoadedData;
+use crate::model::ModelSpec;
+use crate::search::sampler::make_sampler;
+use crate::search::{
+    OptimizeOptions, OptimizeSummary, ParamValue, SearchError, SearchSpace, Study, StudyObserver,
+    StudyOptions, Trial, TrialError, TrialState,
+};
+use crate::store::Storage;
+use crate::train::{
+    train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions, TrainReport,
+};
+use crate::{Error, Result};
+
+/// Choices of one run that are not part of the study (flags).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Queue a retry of every failed trial before starting.
+    pub retry_failed: bool,
+    /// Where the final model (best settings, trained on train+validation) is saved.
+    pub out: Option<PathBuf>,
+}
+
+/// What `tune` returns (and `--json` prints).
+#[derive(Clone, Debug, Serialize)]
+pub struct TuneReport {
+    pub study: String,
+    pub metric: &'static str,
+    pub direction: &'static str,
+    pub trials: usize,
+    pub complete: usize,
+    pub pruned: usize,
+    pub failed: usize,
+    /// What this run did.
+    pub run: OptimizeSummary,
+    pub best: Option<BestTrial>,
+    /// The best settings trained on train+validation, tested once.
+    pub final_model: Option<FinalModel>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BestTrial {
+    pub number: u64,
+    pub value: f64,
+    pub params: std::collections::BTreeMap<String, ParamValue>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FinalModel {
+    pub test_accuracy: f32,
+    pub test_loss: f32,
+    pub epochs: u32,
+    pub train_seconds: f64,
+    pub out: PathBuf,
+}
+
+/// Runs (or continues) the study described by `config` on `data`.
+pub fn run_tune(
+    config: &TuneConfig,
+    storage: Arc<dyn Storage>,
+    data: &LoadedData,
+    run: &RunOptions,
+    observer: &dyn StudyObserver,
+) -> Result<TuneReport> {
+    let space = config.validate()?;
+    let settings = &config.study;
+    let name = settings.name.clone().unwrap_or_else(|| "default".into());
+    let sampler = make_sampler(&settings.sampler, settings.grid_points).map_err(Error::Config)?;
+    let pruner = config.pruner.build().map_err(Error::Config)?;
+    let study = Study::new(
+        storage,
+        &name,
+        settings.metric.direction(),
+        StudyOptions {
+            sampler: Arc::from(sampler),
+            pruner: Arc::from(pruner),
+            seed: settings.seed,
+            attrs: serde_json::to_value(config).expect("configs serialize"),
+        },
+    )
+    .map_err(search_error)?;
+    let options = OptimizeOptions {
+        trials: Some(settings.trials),
+        timeout: config.timeout(),
+        jobs: settings.jobs,
+        retry_failed: run.retry_failed,
+        ..OptimizeOptions::default()
+    };
+    let summary = study
+        .optimize_observed(&options, observer, |trial| {
+            objective(trial, &space, config, data)
+        })
+        .map_err(search_error)?;
+
+    let trials = study.trials().map_err(|e| search_error(e.into()))?;
+    let count = |s| trials.iter().filter(|t| t.state == s).count();
+    let best = crate::search::best_trial(&trials, study.direction());
+    let mut report = TuneReport {
+        study: name.clone(),
+        metric: settings.metric.name(),
+        direction: study.direction().name(),
+        trials: trials.len(),
+        complete: count(TrialState::Complete),
+        pruned: count(TrialState::Pruned),
+        failed: count(TrialState::Failed),
+        run: summary,
+        best: best.map(|t| BestTrial {
+            number: t.number,
+            value: t.value.unwrap_or(f64::NAN),
+            params: t.param_values(),
+        }),
+        final_model: None,
+    };
+    if let (true, Some(best)) = (settings.retrain, best) {
+        let config_json = best.attrs.get("config").cloned().ok_or_else(|| {
+            Error::Config(format!("trial {} has no training config", best.number))
+        })?;
+        let trained: TrainConfig = serde_json::from_value(config_json)
+            .map_err(|e| Error::Config(format!("trial {}: config: {e}", best.number)))?;
+        let epochs = best
+            .attrs
+            .get("report")
+            .and_then(|r| r.get("epochs_run"))
+            .and_then(|e| e.as_u64())
+            .unwrap_or(trained.epochs as u64) as u32;
+        let out = run
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(&name).join("best"));
+        observer.on_message(&format!(
+            "training the best settings (trial {}) on train+validation for {epochs} epochs",
+            best.number
+        ));
+        let final_report = retrain_best(&trained, epochs, data, &out)?;
+        report.final_model = Some(FinalModel {
+            test_accuracy: final_report.test_accuracy,
+            test_loss: final_report.test_loss,
+            epochs: final_report.epochs_run,
+            train_seconds: final_report.train_seconds,
+            out,
+        });
+    }
+    Ok(report)
+}
+
+/// The selected settings, trained on all the training data (no validation split, so no early
+/// stopping: the trial's epoch count instead) and tested once.
+pub fn retrain_best(
+    trained: &TrainConfig,
+    epochs: u32,
+    data: &LoadedData,
+    out: &std::path::Path,
+) -> Result<TrainReport> {
+    let mut config = trained.clone();
+    config.validation_split = 0.0;
+    config.epochs = epochs.max(1);
+    config.early_stopping.patience = 0;
+    config.early_stopping.restore_best = false;
+    let options = TrainOptions {
+        out: Some(out),
+        resume: false,
+        checkpoints: false,
+        evaluate_test: true,
+    };
+    train_with(&config, data, &options, &mut crate::train::Silent)
+}
+
+/// One trial: sample, configure, train on the training split, judge on validation.
+fn objective(
+    trial: &mut Trial,
+    space: &SearchSpace,
+    config: &TuneConfig,
+    data: &LoadedData,
+) -> std::result::Result<f64, TrialError> {
+    let values = space.sample(trial)?;
+    let train_config = apply_params(&config.train, &values).map_err(TrialError::failed)?;
+    train_config.validate().map_err(TrialError::failed)?;
+    trial.set_attr("config", &train_config)?;
+    trial.set_attr("seed", train_config.seed)?;
+    let classes = data.train.num_classes.max(data.test.num_classes);
+    if let Ok(spec) = ModelSpec::resolve(&train_config.model, classes) {
+        trial.set_attr("model_spec", &spec)?;
+    }
+    let metric = config.study.metric;
+    let mut reporter = PruningReporter {
+        trial,
+        metric,
+        pruned: false,
+        error: None,
+    };
+    let options = TrainOptions {
+        out: None,
+        resume: false,
+        checkpoints: false,
+        evaluate_test: false,
+    };
+    let result = train_with(&train_config, data, &options, &mut reporter);
+    let PruningReporter { pruned, error, .. } = reporter;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let report = result.map_err(TrialError::failed)?;
+    trial.set_attr("report", trial_report(&report))?;
+    if pruned {
+        return Err(TrialError::Pruned);
+    }
+    let value = match metric {
+        Metric::ValAccuracy => report.val_accuracy,
+        Metric::ValLoss => report.val_loss,
+    };
+    value
+        .map(f64::from)
+        .ok_or_else(|| TrialError::failed("training produced no validation metric"))
+}
+
+/// What a trial keeps of its training report (no test figures: none were measured).
+fn trial_report(r: &TrainReport) -> serde_json::Value {
+    serde_json::json!({
+        "val_accuracy": r.val_accuracy,
+        "val_loss": r.val_loss,
+        "epochs_run": r.epochs_run,
+        "best_epoch": r.best_epoch,
+        "stopped_early": r.stopped_early,
+        "train_seconds": r.train_seconds,
+        "images_per_second": r.images_per_second,
+        "params": r.params,
+        "flops_per_example": r.flops_per_example,
+    })
+}
+
+/// Reports each epoch's validation metric to the study and stops training when the pruner
+/// says so (or storage fails).
+struct PruningReporter<'t, 's> {
+    trial: &'t mut Trial<'s>,
+    metric: Metric,
+    pruned: bool,
+    error: Option<TrialError>,
+}
+
+impl TrainObserver for PruningReporter<'_, '_> {
+    fn on_epoch_end(&mut self, m: &EpochMetrics) {
+        let value = match self.metric {
+            Metric::ValAccuracy => m.val_accuracy,
+            Metric::ValLoss => m.val_loss,
+        };
+        let Some(value) = value else { return };
+        let outcome = self
+            .trial
+            .report(m.epoch, value as f64)
+            .and_then(|()| self.trial.should_prune());
+        match outcome {
+            Ok(prune) => self.pruned = prune,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.pruned || self.error.is_some()
+    }
+}
+
+fn search_error(e: SearchError) -> Error {
+    if e.is_bad_input() {
+        Error::Config(e.to_string())
+    } else {
+        Error::Io {
+            path: "study".into(),
+            message: e.to_string(),
+        }
+    }
+}
