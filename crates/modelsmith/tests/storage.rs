@@ -670,75 +670,8 @@ mod sqlite_file {
             && t.intermediate.len() == 1));
     }
 
-    const CHILD_DB: &str = "MODELSMITH_STORAGE_TEST_DB";
-
-    /// 4 processes (this test binary, re-run as `child_worker`) share one file under a limit.
-    #[test]
-    fn processes_number_trials_atomically() {
-        const LIMIT: u64 = 120;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("procs.db");
-        let exe = std::env::current_exe().unwrap();
-        let children: Vec<_> = (0..4)
-            .map(|_| {
-                std::process::Command::new(&exe)
-                    .args([
-                        "--exact",
-                        "sqlite_file::child_worker",
-                        "--ignored",
-                        "--nocapture",
-                    ])
-                    .args(["--test-threads", "1"])
-                    .env(CHILD_DB, &path)
-                    .env("CHILD_LIMIT", LIMIT.to_string())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let mut numbers = Vec::new();
-        for child in children {
-            let out = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "child failed: {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let line = stdout
-                .lines()
-                .find_map(|l| l.split_once("CLAIMED ").map(|(_, n)| n))
-                .unwrap_or_else(|| panic!("no CLAIMED line in: {stdout}"));
-            numbers.extend(line.split_whitespace().map(|n| n.parse::<u64>().unwrap()));
-        }
-        numbers.sort_unstable();
-        assert_eq!(numbers, (0..LIMIT).collect::<Vec<_>>());
-    }
-
-    /// The worker of `processes_number_trials_atomically`; does nothing when run on its own.
-    #[test]
-    #[ignore = "run by processes_number_trials_atomically"]
-    fn child_worker() {
-        let Some(path) = std::env::var_os(CHILD_DB) else {
-            return;
-        };
-        let limit: u64 = std::env::var("CHILD_LIMIT").unwrap().parse().unwrap();
-        let s = SqliteStorage::open(Path::new(&path)).unwrap();
-        let study = s
-            .create_study("procs", Direction::Minimize, json!({}))
-            .unwrap()
-            .id;
-        let me = std::process::id();
-        let mut mine = Vec::new();
-        while let Some(t) = s.start_trial(study, Some(limit), &owner(me)).unwrap() {
-            s.report(t.id, 0, 1.0).unwrap();
-            s.finish_trial(t.id, TrialState::Complete, Some(1.0), None)
-                .unwrap();
-            mine.push(t.number.to_string());
-        }
-        println!("\nCLAIMED {}", mine.join(" "));
-    }
+    // Several real processes on one file: crates/cli/tests/tune.rs runs four `modelsmith tune`
+    // processes through 200 trials.
 
     /// Threads sharing one `SqliteStorage` (one connection behind its mutex) work as well.
     #[test]
