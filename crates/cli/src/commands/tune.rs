@@ -41,6 +41,9 @@ pub struct TuneArgs {
     /// none, median, asha or hyperband.
     #[arg(long)]
     pruner: Option<String>,
+    /// The sampler's seed (same seed and history, same proposals).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Queue a retry (same parameters) of every failed trial first.
     #[arg(long)]
     retry_failed: bool,
@@ -85,6 +88,9 @@ impl TuneArgs {
         }
         if let Some(v) = &self.sampler {
             c.study.sampler = v.clone();
+        }
+        if let Some(v) = self.seed {
+            c.study.seed = v;
         }
         if let Some(v) = &self.pruner {
             c.pruner.kind = v.clone();
