@@ -451,6 +451,33 @@ fn same_history_as_memory(s: &dyn Storage) {
     assert_eq!(script(s), script(&MemoryStorage::new()));
 }
 
+fn trials_from_and_running_trials_are_slices_of_trials(s: &dyn Storage) {
+    let a = study(s, "a");
+    let other = study(s, "other");
+    start(s, other, None).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(start(s, a, None).unwrap().0);
+    }
+    s.set_param(ids[3], "lr", &param(1e-4, 1e-1, 0.01)).unwrap();
+    for &id in &ids[..3] {
+        s.finish_trial(id, TrialState::Complete, Some(1.0), None)
+            .unwrap();
+    }
+    let all = s.trials(a).unwrap();
+    let from: Vec<FrozenTrial> = s.trials_from(a, 2).unwrap();
+    assert_eq!(from, all[2..].to_vec());
+    assert_eq!(s.trials_from(a, 0).unwrap(), all);
+    assert!(s.trials_from(a, 99).unwrap().is_empty());
+    let running: Vec<u64> = s
+        .running_trials(a)
+        .unwrap()
+        .iter()
+        .map(|t| t.number)
+        .collect();
+    assert_eq!(running, vec![3, 4]);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -476,6 +503,7 @@ conformance!(
     heartbeat_refreshes_running_only,
     fail_stale_marks_dead_workers,
     same_history_as_memory,
+    trials_from_and_running_trials_are_slices_of_trials,
 );
 
 // ---------------------------------------------------------------------------------------------

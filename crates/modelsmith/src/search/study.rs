@@ -163,6 +163,7 @@ pub struct OptimizeSummary {
 }
 
 pub struct Study {
+    history: Mutex<HistoryCache>,
     storage: Arc<dyn Storage>,
     record: StudyRecord,
     sampler: Arc<dyn Sampler>,
@@ -184,6 +185,7 @@ impl Study {
         }
         let record = storage.create_study(name, direction, options.attrs)?;
         Ok(Study {
+            history: Mutex::new(HistoryCache::default()),
             storage,
             record,
             sampler: options.sampler,
@@ -211,6 +213,33 @@ impl Study {
 
     pub fn trials(&self) -> Result<Vec<FrozenTrial>, StoreError> {
         self.storage.trials(self.record.id)
+    }
+
+    /// Every trial of the study as of now, for samplers. Trials before the first unfinished
+    /// one never change, so only the rest is read from storage; while no running trial holds
+    /// the previous snapshot it is updated in place (no copy of a long history per trial).
+    fn history(&self) -> Result<Arc<Vec<FrozenTrial>>, StoreError> {
+        let mut cache = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let from = cache.first_unfinished;
+        let fresh = self.storage.trials_from(self.record.id, from)?;
+        let trials = Arc::make_mut(&mut cache.snapshot);
+        trials.truncate(from as usize);
+        let dense = trials.len() as u64 == from
+            && fresh
+                .iter()
+                .enumerate()
+                .all(|(i, t)| t.number == from + i as u64);
+        if dense {
+            trials.extend(fresh);
+        } else {
+            // Numbers are dense by the storage contract; if not, read everything.
+            *trials = self.storage.trials(self.record.id)?;
+        }
+        cache.first_unfinished = trials
+            .iter()
+            .position(|t| !t.state.is_finished())
+            .unwrap_or(trials.len()) as u64;
+        Ok(cache.snapshot.clone())
     }
 
     pub fn best_trial(&self) -> Result<Option<FrozenTrial>, StoreError> {
@@ -383,7 +412,7 @@ impl Study {
         };
         run.lock_running().insert(started.id);
         observer.on_trial_start(started.number);
-        let history = self.storage.trials(self.record.id)?;
+        let history = self.history()?;
         let mut trial = Trial {
             study: self,
             id: started.id,
@@ -450,9 +479,21 @@ impl Study {
                 }
             }
         }
+        // Best so far for the observer: the history this trial started from plus the trial
+        // itself (trials other workers finished meanwhile show up at the next trial; reading
+        // the whole study again here would double the loop's cost on large studies).
         let finished = self.storage.trial(started.id)?;
-        let all = self.trials()?;
-        observer.on_trial_end(&finished, best_trial(&all, self.record.direction));
+        let direction = self.record.direction;
+        let best_before = best_trial(&trial.history, direction);
+        let best = match (
+            best_before,
+            best_trial(std::slice::from_ref(&finished), direction),
+        ) {
+            (Some(b), Some(f)) if !direction.better(f.value.unwrap(), b.value.unwrap()) => Some(b),
+            (b, None) => b,
+            (_, f) => f,
+        };
+        observer.on_trial_end(&finished, best);
         match stop_with {
             Some(e) => Err(e),
             None => Ok(true),
@@ -474,6 +515,13 @@ impl Study {
                 .0;
         }
     }
+}
+
+/// The study's trials as last read, and the number of the first one not yet finished.
+#[derive(Default)]
+struct HistoryCache {
+    snapshot: Arc<Vec<FrozenTrial>>,
+    first_unfinished: u64,
 }
 
 struct RunState {
@@ -511,7 +559,7 @@ pub struct Trial<'s> {
     /// The sampler's joint proposal at the start of the trial.
     relative: BTreeMap<String, ParamRecord>,
     /// The study's trials when this one started (what the sampler learns from).
-    history: Vec<FrozenTrial>,
+    history: Arc<Vec<FrozenTrial>>,
 }
 
 impl Trial<'_> {

@@ -231,6 +231,24 @@ impl Storage for MemoryStorage {
         Ok(self.lock().study_trials(study_id).cloned().collect())
     }
 
+    fn trials_from(&self, study_id: i64, first_number: u64) -> StoreResult<Vec<FrozenTrial>> {
+        Ok(self
+            .lock()
+            .study_trials(study_id)
+            .filter(|t| t.number >= first_number)
+            .cloned()
+            .collect())
+    }
+
+    fn running_trials(&self, study_id: i64) -> StoreResult<Vec<FrozenTrial>> {
+        Ok(self
+            .lock()
+            .study_trials(study_id)
+            .filter(|t| t.state == TrialState::Running)
+            .cloned()
+            .collect())
+    }
+
     fn trial(&self, trial_id: i64) -> StoreResult<FrozenTrial> {
         self.lock().trial_mut(trial_id).map(|t| t.clone())
     }

@@ -144,6 +144,22 @@ pub trait Storage: Send + Sync {
 
     fn trial(&self, trial_id: i64) -> StoreResult<FrozenTrial>;
 
+    /// The study's trials numbered `first_number` and up, ordered by number. Finished trials
+    /// never change, so a caller that holds the earlier ones reads only what is new.
+    fn trials_from(&self, study_id: i64, first_number: u64) -> StoreResult<Vec<FrozenTrial>> {
+        let mut trials = self.trials(study_id)?;
+        trials.retain(|t| t.number >= first_number);
+        Ok(trials)
+    }
+
+    /// The study's running trials (what a check for dead workers needs; storages with an
+    /// index on the state answer without reading every trial).
+    fn running_trials(&self, study_id: i64) -> StoreResult<Vec<FrozenTrial>> {
+        let mut trials = self.trials(study_id)?;
+        trials.retain(|t| t.state == TrialState::Running);
+        Ok(trials)
+    }
+
     /// Marks failed every running trial for which `is_dead(trial)` holds (with the given error
     /// text), each in its own short transaction that re-checks the state; returns their numbers.
     fn fail_stale(
@@ -153,8 +169,8 @@ pub trait Storage: Send + Sync {
         error: &str,
     ) -> StoreResult<Vec<u64>> {
         let mut failed = Vec::new();
-        for t in self.trials(study_id)? {
-            if t.state == TrialState::Running && is_dead(&t) {
+        for t in self.running_trials(study_id)? {
+            if is_dead(&t) {
                 match self.finish_trial(t.id, TrialState::Failed, None, Some(error)) {
                     Ok(()) => failed.push(t.number),
                     // Finished by its own worker or another cleaner in the meantime.

@@ -488,16 +488,17 @@ impl StudyRow {
 /// Which trials [`load_trials`] reads.
 #[derive(Clone, Copy)]
 enum Scope {
-    Study(i64),
+    /// A study's trials numbered from the second value on.
+    Study(i64, u64),
     Trial(i64),
 }
 
 impl Scope {
-    /// A condition on `trials AS t`, with the id as `?1`.
-    fn filter(self) -> (&'static str, i64) {
+    /// A condition on `trials AS t`, with its two values as `?1` and `?2`.
+    fn filter(self) -> (&'static str, [i64; 2]) {
         match self {
-            Scope::Study(id) => ("t.study_id = ?1", id),
-            Scope::Trial(id) => ("t.id = ?1", id),
+            Scope::Study(id, from) => ("t.study_id = ?1 AND t.number >= ?2", [id, from as i64]),
+            Scope::Trial(id) => ("t.id = ?1 AND t.number >= ?2", [id, 0]),
         }
     }
 }
@@ -514,7 +515,7 @@ fn load_trials(conn: &Connection, scope: Scope) -> Tx<Vec<FrozenTrial>> {
                 t.owner_host, t.owner_pid, t.owner_start_ticks, t.error \
          FROM trials t WHERE {filter} ORDER BY t.number"
     ))?;
-    let mut rows = stmt.query([key])?;
+    let mut rows = stmt.query(key)?;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let state: String = r.get(2)?;
@@ -555,7 +556,7 @@ fn load_trials(conn: &Connection, scope: Scope) -> Tx<Vec<FrozenTrial>> {
         "SELECT p.trial_id, p.name, p.distribution, p.internal \
          FROM trial_params p JOIN trials t ON t.id = p.trial_id WHERE {filter}"
     ))?;
-    let mut rows = stmt.query([key])?;
+    let mut rows = stmt.query(key)?;
     // Trials of a study share a handful of distributions: parse each text once.
     let mut distributions: HashMap<String, Distribution> = HashMap::new();
     while let Some(r) = rows.next()? {
@@ -589,7 +590,7 @@ fn load_trials(conn: &Connection, scope: Scope) -> Tx<Vec<FrozenTrial>> {
         "SELECT v.trial_id, v.step, v.value \
          FROM trial_values v JOIN trials t ON t.id = v.trial_id WHERE {filter}"
     ))?;
-    let mut rows = stmt.query([key])?;
+    let mut rows = stmt.query(key)?;
     while let Some(r) = rows.next()? {
         let trial_id: i64 = r.get(0)?;
         if let Some(&i) = index.get(&trial_id) {
@@ -605,7 +606,7 @@ fn load_trials(conn: &Connection, scope: Scope) -> Tx<Vec<FrozenTrial>> {
         "SELECT a.trial_id, a.key, a.value \
          FROM trial_attrs a JOIN trials t ON t.id = a.trial_id WHERE {filter}"
     ))?;
-    let mut rows = stmt.query([key])?;
+    let mut rows = stmt.query(key)?;
     while let Some(r) = rows.next()? {
         let (trial_id, attr_key): (i64, String) = (r.get(0)?, r.get(1)?);
         let text = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
@@ -892,7 +893,11 @@ impl Storage for SqliteStorage {
     }
 
     fn trials(&self, study_id: i64) -> StoreResult<Vec<FrozenTrial>> {
-        self.read(|conn| load_trials(conn, Scope::Study(study_id)))
+        self.read(|conn| load_trials(conn, Scope::Study(study_id, 0)))
+    }
+
+    fn trials_from(&self, study_id: i64, first_number: u64) -> StoreResult<Vec<FrozenTrial>> {
+        self.read(|conn| load_trials(conn, Scope::Study(study_id, first_number)))
     }
 
     fn trial(&self, trial_id: i64) -> StoreResult<FrozenTrial> {
