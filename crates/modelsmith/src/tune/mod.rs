@@ -16,7 +16,7 @@ pub use config::{apply_params, parse_duration, Metric, StudySettings, TuneConfig
 
 use crate::data::LoadedData;
 use crate::model::ModelSpec;
-use crate::search::sampler::make_sampler;
+use crate::search::sampler::{make_sampler, GridSampler};
 use crate::search::{
     OptimizeOptions, OptimizeSummary, ParamValue, SearchError, SearchSpace, Study, StudyObserver,
     StudyOptions, Trial, TrialError, TrialState,
@@ -80,7 +80,25 @@ pub fn run_tune(
     let space = config.validate()?;
     let settings = &config.study;
     let name = settings.name.clone().unwrap_or_else(|| "default".into());
-    let sampler = make_sampler(&settings.sampler, settings.grid_points).map_err(Error::Config)?;
+    let sampler: Box<dyn crate::search::sampler::Sampler> = if settings.sampler == "grid" {
+        Box::new(GridSampler::with_space(
+            settings.grid_points,
+            space.distributions(),
+        ))
+    } else {
+        make_sampler(&settings.sampler, settings.grid_points).map_err(Error::Config)?
+    };
+    // A grid has a finite number of points: more trials would only repeat them.
+    let target = match sampler.max_trials() {
+        Some(grid) if grid < settings.trials => {
+            observer.on_message(&format!(
+                "the grid has {grid} points: the study stops there (not at {})",
+                settings.trials
+            ));
+            grid
+        }
+        _ => settings.trials,
+    };
     let pruner = config.pruner.build().map_err(Error::Config)?;
     let study = Study::new(
         storage,
@@ -95,7 +113,7 @@ pub fn run_tune(
     )
     .map_err(search_error)?;
     let options = OptimizeOptions {
-        trials: Some(settings.trials),
+        trials: Some(target),
         timeout: config.timeout(),
         jobs: settings.jobs,
         retry_failed: run.retry_failed,
