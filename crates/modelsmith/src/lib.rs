@@ -5,6 +5,7 @@
 //! training loop. The numeric work happens in the `modelsmith-engine` crate.
 
 pub mod data;
+pub mod deploy;
 mod error;
 pub mod model;
 pub mod predict;
