@@ -35,6 +35,8 @@ enum Command {
     Tune(Box<commands::tune::TuneArgs>),
     /// List, show and export the studies in a storage.
     Studies(commands::studies::StudiesArgs),
+    /// Export a saved model as ONNX or safetensors.
+    Export(commands::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::run(args),
         Command::Tune(args) => commands::tune::run(*args),
         Command::Studies(args) => commands::studies::run(args),
+        Command::Export(args) => commands::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,7 +23,7 @@ fn digits(n_train: usize, n_test: usize) -> LoadedData {
     }
 }
 
-/// Trains `model` (a built-in name or a JSON spec) for one epoch and returns the model folder.
+/// Trains `model` (a built-in name or a JSON spec) for four epochs and returns the model folder.
 fn trained(dir: &Path, name: &str, model: &str, data: &LoadedData) -> PathBuf {
     let model = if model.trim_start().starts_with('{') {
         let path = dir.join(format!("{name}.json"));
@@ -35,8 +35,10 @@ fn trained(dir: &Path, name: &str, model: &str, data: &LoadedData) -> PathBuf {
     let out = dir.join(name);
     let config = TrainConfig {
         model,
-        epochs: 1,
+        epochs: 4,
         batch_size: 32,
+        optimizer: "adam".into(),
+        lr: 3e-3,
         ..TrainConfig::default()
     };
     train(&config, data, &out, false, &mut Silent).unwrap();
@@ -62,6 +64,7 @@ fn check_onnx(model_dir: &Path, data: &LoadedData) -> ModelProto {
     let classes = predictor.meta.num_classes;
     let test = &data.test;
     let mut worst = 0f32;
+    let mut confident = 0f32;
     for (start, batch) in [(0, 1), (1, 7), (8, 7)] {
         let inputs: Vec<&[f32]> = (start..start + batch).map(|i| test.example(i)).collect();
         let ours = predictor.probabilities(&inputs).unwrap();
@@ -85,9 +88,19 @@ fn check_onnx(model_dir: &Path, data: &LoadedData) -> ModelProto {
                 );
             }
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+            confident = row.iter().fold(confident, |m, &p| m.max(p));
         }
     }
-    eprintln!("{}: max |diff| {worst:e}", model_dir.display());
+    eprintln!(
+        "{}: max |diff| {worst:e}, top probability {confident}",
+        model_dir.display()
+    );
+    // A model that outputs uniform probabilities would hide a wrong mapping.
+    assert!(
+        confident > 0.3,
+        "{}: top probability {confident}",
+        model_dir.display()
+    );
     ModelProto::decode(std::fs::read(&onnx_path).unwrap().as_slice()).unwrap()
 }
 
@@ -104,9 +117,9 @@ fn op_types(model: &ModelProto) -> Vec<String> {
 /// GELU, dropout, global average pooling, ELU.
 const RESIDUAL: &str = r#"{"layers": [
   {"type": "conv2d", "name": "stem", "filters": 8, "kernel": 3, "padding": "same", "activation": "relu"},
-  {"type": "batch_norm", "name": "bn1"},
+  {"type": "batch_norm", "name": "bn1", "momentum": 0.9},
   {"type": "conv2d", "filters": 8, "kernel": 3, "padding": "same", "bias": false},
-  {"type": "batch_norm"},
+  {"type": "batch_norm", "momentum": 0.9},
   {"type": "add", "with": "bn1"},
   {"type": "activation", "activation": "gelu"},
   {"type": "avg_pool2d", "pool": 3, "stride": 2, "padding": "same"},
@@ -126,7 +139,7 @@ const FLAT: &str = r#"{"layers": [
   {"type": "avg_pool2d", "name": "p2", "pool": 2, "stride": 1},
   {"type": "dense", "name": "d1", "units": 24, "activation": "sigmoid"},
   {"type": "dense", "input": "p2", "units": 24, "bias": false},
-  {"type": "batch_norm"},
+  {"type": "batch_norm", "momentum": 0.9},
   {"type": "activation", "activation": "tanh"},
   {"type": "add", "with": "d1"},
   {"type": "dropout", "rate": 0.5},
@@ -135,7 +148,7 @@ const FLAT: &str = r#"{"layers": [
 
 #[test]
 fn exported_onnx_matches_the_engine_for_every_layer_kind() {
-    let data = digits(320, 15);
+    let data = digits(1000, 15);
     let dir = tempfile::tempdir().unwrap();
     for (name, model) in [
         ("residual", RESIDUAL),
@@ -168,14 +181,14 @@ fn exported_onnx_matches_the_engine_for_every_layer_kind() {
 
 #[test]
 fn onnx_has_named_io_dynamic_batch_opset_and_preprocessing_metadata() {
-    let data = digits(96, 15);
+    let data = digits(500, 15);
     let dir = tempfile::tempdir().unwrap();
     let model_dir = trained(dir.path(), "seed", "seed-cnn", &data);
     let proto = check_onnx(&model_dir, &data);
     assert!(proto
         .opset_import
         .iter()
-        .any(|o| o.domain.as_deref().unwrap_or("") == "" && o.version.unwrap() >= 13));
+        .any(|o| o.domain.as_deref().unwrap_or("").is_empty() && o.version.unwrap() >= 13));
     let graph = proto.graph.as_ref().unwrap();
     let dims = |v: &modelsmith::deploy::onnx_pb::ValueInfoProto| -> Vec<String> {
         use modelsmith::deploy::onnx_pb::{tensor_shape_proto::dimension::Value, type_proto};
@@ -224,7 +237,7 @@ fn onnx_has_named_io_dynamic_batch_opset_and_preprocessing_metadata() {
 
 #[test]
 fn safetensors_export_copies_the_weights_and_bad_input_is_reported() {
-    let data = digits(96, 15);
+    let data = digits(500, 15);
     let dir = tempfile::tempdir().unwrap();
     let model_dir = trained(dir.path(), "mlp", "mlp", &data);
     let out = dir.path().join("weights-export.safetensors");

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns its arguments into library calls and prints results.
 
 pub mod evaluate;
+pub mod export;
 pub mod predict;
 pub mod studies;
 pub mod train;
