@@ -185,6 +185,9 @@ fn every_example_config_and_spec_parses_and_builds() {
         if text.contains("[[layers]]") {
             let spec = modelsmith::model::ModelSpec::from_file(&path).unwrap();
             modelsmith::model::build_network(&spec, &[28, 28, 1], 10, 0).unwrap();
+        } else if text.contains("[space]") {
+            let config = modelsmith::tune::TuneConfig::from_toml_file(&path).unwrap();
+            config.validate().unwrap();
         } else {
             let config = TrainConfig::from_toml_file(&path).unwrap();
             config.validate().unwrap();
