@@ -46,3 +46,31 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 pub fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(value).expect("serializable"));
 }
+
+/// `--threads N`: the size of the global rayon pool (default: all cores).
+pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(BadInput("--threads must be at least 1".into()).into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
+    }
+    Ok(())
+}
+
+/// The data set a training config names, loaded with its CSV target, missing-value policy and seed.
+pub fn load_training_data(
+    config: &modelsmith::train::TrainConfig,
+) -> anyhow::Result<modelsmith::data::LoadedData> {
+    Ok(modelsmith::data::load(
+        &config.data,
+        &modelsmith::data::LoadOptions {
+            target: config.target.clone(),
+            missing: config.missing,
+            seed: config.seed,
+            ..modelsmith::data::LoadOptions::default()
+        },
+    )?)
+}

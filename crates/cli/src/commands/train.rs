@@ -2,10 +2,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use modelsmith::data::{load, Augment, LoadOptions, MissingPolicy};
+use modelsmith::data::{Augment, MissingPolicy};
 use modelsmith::train::{train, TrainConfig};
 
-use super::{print_json, BadInput};
+use super::{init_threads, load_training_data, print_json};
 use crate::progress::ProgressReporter;
 
 #[derive(Args)]
@@ -133,25 +133,10 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    if let Some(n) = args.threads {
-        if n == 0 {
-            return Err(BadInput("--threads must be at least 1".into()).into());
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()?;
-    }
+    init_threads(args.threads)?;
     let config = args.config()?;
     config.validate()?;
-    let data = load(
-        &config.data,
-        &LoadOptions {
-            target: config.target.clone(),
-            missing: config.missing,
-            seed: config.seed,
-            ..LoadOptions::default()
-        },
-    )?;
+    let data = load_training_data(&config)?;
     let mut progress = ProgressReporter::new(!args.quiet);
     let report = train(&config, &data, &args.out, args.resume, &mut progress)?;
     progress.finish();

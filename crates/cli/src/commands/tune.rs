@@ -3,12 +3,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
-use modelsmith::data::{load, LoadOptions};
 use modelsmith::search::TrialState;
 use modelsmith::store;
 use modelsmith::tune::{run_tune, RunOptions, TuneConfig};
 
-use super::{print_json, BadInput};
+use super::{init_threads, load_training_data, print_json};
 use crate::study_progress::StudyProgress;
 
 /// The search `modelsmith tune` runs without --config (examples/tune-digits.toml).
@@ -103,14 +102,7 @@ impl TuneArgs {
 }
 
 pub fn run(args: TuneArgs) -> Result<()> {
-    if let Some(n) = args.threads {
-        if n == 0 {
-            return Err(BadInput("--threads must be at least 1".into()).into());
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()?;
-    }
+    init_threads(args.threads)?;
     let config = args.config()?;
     config.validate()?;
     let storage: Arc<dyn store::Storage> = Arc::from(store::open(&args.storage)?);
@@ -123,16 +115,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             .count() as u64,
         None => 0,
     };
-    let train = &config.train;
-    let data = load(
-        &train.data,
-        &LoadOptions {
-            target: train.target.clone(),
-            missing: train.missing,
-            seed: train.seed,
-            ..LoadOptions::default()
-        },
-    )?;
+    let data = load_training_data(&config.train)?;
     let progress = StudyProgress::new(
         !args.quiet,
         config.study.trials,

@@ -45,7 +45,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::random::RandomSampler;
-use super::{trial_rng, SampleContext, Sampler};
+use super::{erfcx_pos, trial_rng, SampleContext, Sampler};
 use crate::search::space::Distribution;
 use crate::search::trial::{FrozenTrial, ParamRecord, TrialState};
 
@@ -751,21 +751,6 @@ impl Posterior {
         }
         (mean, var.max(1e-12 * self.p.scale), dmean, dvar)
     }
-}
-
-/// `erfcx(x) = exp(x²) erfc(x)` for `x ≥ 0` (Numerical Recipes' Chebyshev fit, relative error
-/// below 1.2e-7).
-fn erfcx_pos(x: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.5 * x);
-    let poly = -1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    t * poly.exp()
 }
 
 /// The standard normal CDF.

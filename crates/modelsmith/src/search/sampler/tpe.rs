@@ -58,7 +58,7 @@ use std::collections::{BTreeMap, HashSet};
 use rand::Rng;
 
 use super::random::sample_uniform;
-use super::{trial_rng, SampleContext, Sampler};
+use super::{erfcx_pos, trial_rng, SampleContext, Sampler};
 use crate::search::space::Distribution;
 use crate::search::trial::{FrozenTrial, ParamRecord, TrialState};
 
@@ -750,19 +750,9 @@ fn log_phi(z: f64) -> f64 {
     -0.5 * z * z - LN_SQRT_2PI
 }
 
-/// `ln erfc(x)` for `x >= 0`, without underflow (Numerical Recipes' Chebyshev fit of erfc,
-/// relative error < 1.2e-7).
+/// `ln erfc(x)` for `x >= 0`, without underflow (through the scaled `erfcx`).
 fn log_erfc(x: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.5 * x);
-    let poly = -1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    t.ln() - x * x + poly
+    erfcx_pos(x).ln() - x * x
 }
 
 /// `ln(Φ(b) - Φ(a))` for the standard normal, accurate for narrow intervals and far tails.
