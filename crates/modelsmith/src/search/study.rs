@@ -746,7 +746,8 @@ impl Trial<'_> {
 
     /// Asks the pruner whether this trial should stop, given everything reported so far.
     pub fn should_prune(&self) -> Result<bool, TrialError> {
-        let trials = self.study.trials()?;
+        // The incremental history: only trials from the first unfinished one are re-read.
+        let trials = self.study.history()?;
         let Some(me) = trials.iter().find(|t| t.id == self.id) else {
             return Err(StoreError::NoTrial(self.id).into());
         };
