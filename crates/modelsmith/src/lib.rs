@@ -4,6 +4,7 @@
 //! architectures as data ([`model::ModelSpec`]) and saves trained models, [`train`] runs the
 //! training loop. The numeric work happens in the `modelsmith-engine` crate.
 
+pub mod arch;
 pub mod data;
 pub mod deploy;
 mod error;
