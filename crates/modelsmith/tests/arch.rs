@@ -5,14 +5,23 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
+use modelsmith::arch::evolve::{evaluated, GENOME_ATTR, MUTATION_ATTR, PARENT_ATTR};
 use modelsmith::arch::morph::{self, DeepenSite, Morph, MorphError, WidenSite};
 use modelsmith::arch::{
     inherit, mutate, mutate_random, network_tensors, ArchError, Block, BlockOp, ConvParams, Genome,
     Head, HeadPooling, Hidden, ImageGenome, MutateError, MutationKind, PoolKind, SpaceLimits,
     TableGenome, MUTATIONS,
 };
-use modelsmith::data::{load, Dataset, LoadOptions};
+use modelsmith::arch::{propose, EvolutionConfig};
+use modelsmith::data::{load, Dataset, LoadOptions, LoadedData};
 use modelsmith::model::{build_network, ActivationSpec, NamedTensors};
+use modelsmith::search::{
+    Direction, OptimizeOptions, Study, StudyOptions, Trial, TrialError, TrialState,
+};
+use modelsmith::store::MemoryStorage;
+use modelsmith::train::{train_with, Silent, TrainConfig, TrainOptions};
 use modelsmith_engine::{softmax_cross_entropy, Mode, Network, Optimizer, OptimizerConfig, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -746,5 +755,147 @@ fn spec_names_follow_the_ids() {
         modelsmith::model::LayerKind::Add {
             with: "b6_conv".into()
         }
+    );
+}
+
+#[test]
+fn aging_evolution_mutates_tournament_winners_and_resumes_from_storage() {
+    let all = load("digits", &LoadOptions::default()).unwrap();
+    let data = LoadedData {
+        train: all.train.subset(&(0..600).collect::<Vec<_>>()),
+        test: all.test.subset(&(0..50).collect::<Vec<_>>()),
+        info: all.info,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = EvolutionConfig {
+        population: 2,
+        tournament: 2,
+        mutation_attempts: 50,
+        limits: SpaceLimits {
+            max_blocks: 3,
+            min_filters: 4,
+            max_filters: 12,
+            min_units: 8,
+            max_units: 32,
+            max_hidden: 1,
+            max_params: 100_000,
+            max_flops: 3_000_000,
+            ..SpaceLimits::default()
+        },
+    };
+    const SEED: u64 = 11;
+    // The objective a search runs: propose from storage, record, train one short epoch, and
+    // return the validation loss (continuous, so tournaments have no ties).
+    let objective = |study: &Study, trial: &mut Trial| -> Result<f64, TrialError> {
+        let trials = study.trials()?;
+        let number = trial.number();
+        let proposal = propose(
+            &config,
+            &trials,
+            Direction::Minimize,
+            SEED,
+            number,
+            &DIGITS,
+            CLASSES,
+        )?;
+        proposal.record(trial)?;
+        let spec = dir.path().join(format!("trial-{number}.json"));
+        let json = serde_json::to_string(&proposal.genome.to_spec(&DIGITS, CLASSES)).unwrap();
+        std::fs::write(&spec, json).unwrap();
+        let train = TrainConfig {
+            model: spec.display().to_string(),
+            epochs: 1,
+            seed: trial.seed(),
+            ..TrainConfig::default()
+        };
+        let options = TrainOptions {
+            out: None,
+            resume: false,
+            checkpoints: false,
+            evaluate_test: false,
+        };
+        let report =
+            train_with(&train, &data, &options, &mut Silent).map_err(TrialError::failed)?;
+        Ok(report.val_loss.expect("a validation split") as f64)
+    };
+    let storage = Arc::new(MemoryStorage::new());
+    let open = || {
+        let options = StudyOptions {
+            seed: SEED,
+            ..StudyOptions::default()
+        };
+        Study::new(storage.clone(), "evolution", Direction::Minimize, options).unwrap()
+    };
+    // Three trials, then a "restart": a new Study on the same storage continues to four.
+    let first = open();
+    first
+        .optimize(&OptimizeOptions::trials(3), |t| objective(&first, t))
+        .unwrap();
+    let second = open();
+    second
+        .optimize(&OptimizeOptions::trials(4), |t| objective(&second, t))
+        .unwrap();
+
+    let trials = second.trials().unwrap();
+    assert_eq!(trials.len(), 4);
+    assert!(
+        trials.iter().all(|t| t.state == TrialState::Complete),
+        "{trials:?}"
+    );
+    for t in &trials {
+        let genome: Genome = serde_json::from_value(t.attrs[GENOME_ATTR].clone()).unwrap();
+        config.limits.admit(&genome, &DIGITS, CLASSES).unwrap();
+        // Proposals depend only on storage: re-proposing from the trials before this one
+        // gives the stored genome.
+        let before = &trials[..t.number as usize];
+        let again = propose(
+            &config,
+            before,
+            Direction::Minimize,
+            SEED,
+            t.number,
+            &DIGITS,
+            CLASSES,
+        )
+        .unwrap();
+        assert_eq!(again.genome, genome, "trial {}", t.number);
+        if t.number < 2 {
+            assert!(
+                !t.attrs.contains_key(PARENT_ATTR),
+                "initial population is random"
+            );
+            continue;
+        }
+        // The tournament covers the whole population here: the parent is the best of the last
+        // two complete trials, and the child is one mutation away from it.
+        let population = evaluated(before);
+        let population = &population[population.len() - 2..];
+        let best = population
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert_eq!(
+            t.attrs[PARENT_ATTR].as_u64(),
+            Some(best.0),
+            "trial {}",
+            t.number
+        );
+        assert_ne!(genome, best.2);
+        assert!(t.attrs.contains_key(MUTATION_ATTR));
+    }
+}
+
+#[test]
+fn evolution_config_is_checked() {
+    let bad = EvolutionConfig {
+        population: 3,
+        tournament: 5,
+        ..EvolutionConfig::default()
+    };
+    let err = propose(&bad, &[], Direction::Minimize, 0, 0, &DIGITS, CLASSES).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("tournament (5) must be between 1 and population (3)"),
+        "{err}"
     );
 }

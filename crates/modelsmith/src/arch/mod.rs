@@ -9,10 +9,12 @@
 //!
 //! [`ModelSpec`]: crate::model::ModelSpec
 
+pub mod evolve;
 pub mod morph;
 pub mod mutate;
 pub mod space;
 
+pub use evolve::{propose, EvolutionConfig, EvolveError, Proposal};
 pub use morph::{
     inherit, network_tensors, DeepenSite, Inherited, Morph, MorphError, Morphed, WidenSite,
 };
