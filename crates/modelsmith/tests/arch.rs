@@ -182,7 +182,21 @@ fn morph_difference(
         "{morph:?}: tensors not provided by the morph: {:?}",
         report.fresh
     );
-    let got = test_logits(&mut net, data);
+    let diff = largest_difference(&test_logits(&mut net, data), expected);
+    eprintln!("{morph:?}: largest output change {diff:e}");
+    // Control: the same child inheriting by name alone (new units and layers fresh) does
+    // change the outputs, so the bound above measures the morph, not a blind spot.
+    let mut naive = build_network(&spec, &DIGITS, CLASSES, 99).unwrap();
+    inherit(&mut naive, weights);
+    let control = largest_difference(&test_logits(&mut naive, data), expected);
+    assert!(
+        control > 1e-2,
+        "{morph:?}: inheritance alone changed only {control}"
+    );
+    diff
+}
+
+fn largest_difference(got: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(got.len(), expected.len());
     got.iter()
         .zip(expected)

@@ -293,9 +293,8 @@ fn replace_op<R: Rng + ?Sized>(
                 choices.push("activation");
             }
             let before = describe(id, op);
-            let p = match op {
-                BlockOp::Conv(p) | BlockOp::Residual(p) => p,
-                _ => unreachable!(),
+            let (BlockOp::Conv(p) | BlockOp::Residual(p)) = op else {
+                return Err(format!("block {id} is not a convolution block"));
             };
             match *choices.choose(rng).expect("non-empty") {
                 "kernel" => {
