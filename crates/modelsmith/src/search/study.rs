@@ -20,11 +20,16 @@
 //! finishes the trial as complete, pruned or failed — always finished, even when the objective
 //! panics. A heartbeat thread keeps the process's running trials alive in storage; trials of
 //! workers that died are found by [`Study::fail_stale_trials`] and marked failed.
+//!
+//! A call with one job runs its trials on the calling thread, and the heartbeat thread lives as
+//! long as the `Study` (started by its first `optimize`): calling `optimize` for one trial at
+//! a time starts no thread, so a short trial costs no more than the sampler and storage.
 
 use std::collections::{BTreeMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::owner::{current_owner, owner_is_dead};
@@ -164,6 +169,7 @@ pub struct OptimizeSummary {
 
 pub struct Study {
     history: Mutex<HistoryCache>,
+    heartbeat: Heartbeat,
     storage: Arc<dyn Storage>,
     record: StudyRecord,
     sampler: Arc<dyn Sampler>,
@@ -186,6 +192,7 @@ impl Study {
         let record = storage.create_study(name, direction, options.attrs)?;
         Ok(Study {
             history: Mutex::new(HistoryCache::default()),
+            heartbeat: Heartbeat::default(),
             storage,
             record,
             sampler: options.sampler,
@@ -335,27 +342,27 @@ impl Study {
             failures: AtomicU64::new(0),
             counts: Mutex::new([0; 3]),
             error: Mutex::new(None),
-            running: Mutex::new(HashSet::new()),
-            done: (Mutex::new(false), Condvar::new()),
         };
-        std::thread::scope(|scope| {
-            scope.spawn(|| self.heartbeat_loop(&run, options.heartbeat_every));
-            let workers: Vec<_> = (0..options.jobs)
-                .map(|_| {
-                    scope.spawn(|| {
-                        self.worker_loop(&run, options, max_failures, started, observer, &objective)
-                    })
-                })
-                .collect();
-            for w in workers {
-                if w.join().is_err() {
-                    run.stop.store(true, Ordering::SeqCst);
-                }
+        self.heartbeat
+            .ensure_running(&self.storage, options.heartbeat_every);
+        let work = || self.worker_loop(&run, options, max_failures, started, observer, &objective);
+        if options.jobs == 1 {
+            // On this thread: a thread start and join would cost more than a short trial.
+            // A panic outside the objective (which is caught per trial) stops the run, as a
+            // worker thread's would.
+            if std::panic::catch_unwind(AssertUnwindSafe(work)).is_err() {
+                run.stop.store(true, Ordering::SeqCst);
             }
-            let (lock, cv) = &run.done;
-            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
-            cv.notify_all();
-        });
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..options.jobs).map(|_| scope.spawn(work)).collect();
+                for w in workers {
+                    if w.join().is_err() {
+                        run.stop.store(true, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
         if let Some(e) = run.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
@@ -410,7 +417,7 @@ impl Study {
         else {
             return Ok(false);
         };
-        run.lock_running().insert(started.id);
+        self.heartbeat.add(started.id);
         observer.on_trial_start(started.number);
         let history = self.history()?;
         let mut trial = Trial {
@@ -424,7 +431,7 @@ impl Study {
         };
         trial.relative = self.sampler.sample_relative(&trial.sample_context());
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| objective(&mut trial)));
-        run.lock_running().remove(&started.id);
+        self.heartbeat.remove(started.id);
         let (state, value, error, stop_with) = match outcome {
             Ok(Ok(v)) if v.is_finite() => (TrialState::Complete, Some(v), None, None),
             Ok(Ok(v)) => (
@@ -499,22 +506,6 @@ impl Study {
             None => Ok(true),
         }
     }
-
-    fn heartbeat_loop(&self, run: &RunState, every: Duration) {
-        let (lock, cv) = &run.done;
-        let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while !*done {
-            let ids: Vec<i64> = run.lock_running().iter().copied().collect();
-            if !ids.is_empty() {
-                // A missed heartbeat is harmless unless it repeats for `stale_after`.
-                let _ = self.storage.heartbeat(&ids);
-            }
-            done = cv
-                .wait_timeout(done, every)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
 }
 
 /// The study's trials as last read, and the number of the first one not yet finished.
@@ -530,13 +521,104 @@ struct RunState {
     /// complete, pruned, failed in this run.
     counts: Mutex<[u64; 3]>,
     error: Mutex<Option<SearchError>>,
-    running: Mutex<HashSet<i64>>,
-    done: (Mutex<bool>, Condvar),
 }
 
-impl RunState {
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+/// Refreshes the heartbeat of this process's running trials every `every` while any runs.
+/// One thread per [`Study`], started on first use and stopped when the study is dropped.
+#[derive(Default)]
+struct Heartbeat {
+    shared: Arc<HeartbeatShared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct HeartbeatShared {
+    state: Mutex<HeartbeatState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct HeartbeatState {
+    running: HashSet<i64>,
+    every: Duration,
+    stop: bool,
+}
+
+impl HeartbeatShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HeartbeatState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Heartbeat {
+    /// Sets the interval (the latest `optimize` call's) and starts the thread if needed.
+    fn ensure_running(&self, storage: &Arc<dyn Storage>, every: Duration) {
+        self.shared.lock().every = every;
+        self.shared.wake.notify_all();
+        let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if thread.is_none() {
+            let (shared, storage) = (self.shared.clone(), storage.clone());
+            *thread = Some(std::thread::spawn(move || {
+                heartbeat_loop(&shared, &*storage)
+            }));
+        }
+    }
+
+    fn add(&self, id: i64) {
+        let mut state = self.shared.lock();
+        state.running.insert(id);
+        if state.running.len() == 1 {
+            self.shared.wake.notify_all(); // idle until now: start the clock
+        }
+    }
+
+    fn remove(&self, id: i64) {
+        self.shared.lock().running.remove(&id);
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Beats `every` after the running set became non-empty and every `every` while it stays so;
+/// sleeps without a timeout while no trial runs (a trial's start counts as its first beat).
+fn heartbeat_loop(shared: &HeartbeatShared, storage: &dyn Storage) {
+    let mut state = shared.lock();
+    let mut next_beat: Option<Instant> = None;
+    while !state.stop {
+        if state.running.is_empty() {
+            next_beat = None;
+            state = shared.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        let now = Instant::now();
+        let due = *next_beat.get_or_insert(now + state.every);
+        if now >= due {
+            let ids: Vec<i64> = state.running.iter().copied().collect();
+            drop(state);
+            // A missed heartbeat is harmless unless it repeats for `stale_after`.
+            let _ = storage.heartbeat(&ids);
+            state = shared.lock();
+            next_beat = Some(Instant::now() + state.every);
+            continue;
+        }
+        state = shared
+            .wake
+            .wait_timeout(state, due - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
 }
 

@@ -185,36 +185,58 @@ fn rank_key(t: &FrozenTrial, ctx: &SampleContext) -> (u8, i64, f64) {
 
 impl TpeSampler {
     fn split<'a>(&self, ctx: &SampleContext<'a>) -> Split<'a> {
-        let mut ranked: Vec<((u8, i64, f64), &FrozenTrial)> = Vec::with_capacity(ctx.trials.len());
-        let mut running = Vec::new();
-        for t in ctx.trials.iter().filter(|t| t.number != ctx.number) {
-            match t.state {
-                TrialState::Complete if t.value.is_some_and(f64::is_finite) => {}
-                TrialState::Pruned => {}
-                TrialState::Running if self.constant_liar && !t.params.is_empty() => {
-                    running.push(t);
-                    continue;
+        let usable = |t: &FrozenTrial| {
+            t.number != ctx.number
+                && match t.state {
+                    TrialState::Complete => t.value.is_some_and(f64::is_finite),
+                    TrialState::Pruned => true,
+                    _ => false,
                 }
-                _ => continue,
+        };
+        let lying = |t: &FrozenTrial| {
+            self.constant_liar
+                && t.number != ctx.number
+                && t.state == TrialState::Running
+                && !t.params.is_empty()
+        };
+        // The history comes in number order (the storage contract); sorting is the fallback.
+        let in_number_order = |mut v: Vec<&'a FrozenTrial>| {
+            if !v.is_sorted_by_key(|t| t.number) {
+                v.sort_unstable_by_key(|t| t.number);
             }
-            ranked.push((rank_key(t, ctx), t));
-        }
-        ranked.sort_unstable_by(|(x, a), (y, b)| {
+            v
+        };
+        let finished = in_number_order(ctx.trials.iter().filter(|t| usable(t)).collect());
+        let n = finished.len();
+        let n_good = ((self.gamma * n as f64).ceil().max(0.0) as usize)
+            .min(self.gamma_max)
+            .min(n);
+        // Only the best `n_good` need an order: select them, then sort those few.
+        let mut ranked: Vec<((u8, i64, f64), &FrozenTrial)> =
+            finished.iter().map(|t| (rank_key(t, ctx), *t)).collect();
+        let better = |(x, a): &((u8, i64, f64), &FrozenTrial),
+                      (y, b): &((u8, i64, f64), &FrozenTrial)| {
             (x.0, x.1)
                 .cmp(&(y.0, y.1))
                 .then(x.2.total_cmp(&y.2))
                 .then(a.number.cmp(&b.number))
-        });
-        let n = ranked.len();
-        let n_good = ((self.gamma * n as f64).ceil().max(0.0) as usize)
-            .min(self.gamma_max)
-            .min(n);
-        let good: Vec<&FrozenTrial> = ranked[..n_good].iter().map(|r| r.1).collect();
-        let mut bad: Vec<&FrozenTrial> = ranked[n_good..].iter().map(|r| r.1).collect();
-        bad.extend(running);
-        bad.sort_unstable_by_key(|t| t.number);
-        let mut finished: Vec<&FrozenTrial> = ranked.iter().map(|r| r.1).collect();
-        finished.sort_unstable_by_key(|t| t.number);
+        };
+        if n_good < n {
+            ranked.select_nth_unstable_by(n_good, better);
+        }
+        ranked.truncate(n_good);
+        ranked.sort_unstable_by(better);
+        let good: Vec<&FrozenTrial> = ranked.iter().map(|r| r.1).collect();
+        // Everything else, in number order: membership by address (good is at most a few).
+        let mut good_at: Vec<*const FrozenTrial> = good.iter().map(|t| *t as *const _).collect();
+        good_at.sort_unstable();
+        let is_good = |t: &FrozenTrial| good_at.binary_search(&(t as *const _)).is_ok();
+        let bad = in_number_order(
+            ctx.trials
+                .iter()
+                .filter(|t| (usable(t) && !is_good(t)) || lying(t))
+                .collect(),
+        );
         Split {
             good,
             bad,
@@ -341,8 +363,12 @@ fn value_of(p: &ParamRecord, dist: &Distribution) -> f64 {
 /// exactly the same trials form one group, sorted by name. Single-valued parameters are left
 /// out.
 fn infer_groups<'a>(finished: &[&'a FrozenTrial]) -> Vec<Vec<(&'a String, &'a Distribution)>> {
+    // Most trials have the same parameters as the one before: they change nothing below.
+    let repeats: Vec<bool> = (0..finished.len())
+        .map(|i| i > 0 && same_parameters(finished[i - 1], finished[i]))
+        .collect();
     let mut latest: BTreeMap<&'a String, &'a Distribution> = BTreeMap::new();
-    for t in finished {
+    for (t, _) in finished.iter().zip(&repeats).filter(|(_, r)| !**r) {
         for (name, p) in &t.params {
             latest.insert(name, &p.distribution);
         }
@@ -353,7 +379,7 @@ fn infer_groups<'a>(finished: &[&'a FrozenTrial]) -> Vec<Vec<(&'a String, &'a Di
     let mut signature: BTreeMap<&'a String, Vec<usize>> = BTreeMap::new();
     let mut keys: Vec<&'a String> = Vec::new();
     let mut previous: Vec<&'a String> = Vec::new();
-    for t in finished {
+    for (t, _) in finished.iter().zip(&repeats).filter(|(_, r)| !**r) {
         keys.clear();
         let mut names = latest.iter().peekable();
         for (name, p) in &t.params {
@@ -383,6 +409,15 @@ fn infer_groups<'a>(finished: &[&'a FrozenTrial]) -> Vec<Vec<(&'a String, &'a Di
     let mut out: Vec<_> = groups.into_values().collect();
     out.sort_by(|a, b| a[0].0.cmp(b[0].0));
     out
+}
+
+/// Whether two trials have the same parameter names with the same distributions.
+fn same_parameters(a: &FrozenTrial, b: &FrozenTrial) -> bool {
+    a.params.len() == b.params.len()
+        && a.params
+            .iter()
+            .zip(&b.params)
+            .all(|((na, pa), (nb, pb))| na == nb && pa.distribution == pb.distribution)
 }
 
 /// How one dimension is modelled: its bounds in model space (log for log ranges, widened by
@@ -576,53 +611,46 @@ impl Parzen {
     }
 
     /// The log density at each point (rows of `points`, internal values) into `out`.
-    fn log_pdf(&self, infos: &[DimInfo], points: &[f64], out: &mut [f64], acc: &mut Vec<f64>) {
+    /// `row` is scratch: one point's log terms per kernel, so the inner loops stay in cache.
+    fn log_pdf(&self, infos: &[DimInfo], points: &[f64], out: &mut [f64], row: &mut Vec<f64>) {
         let d = infos.len();
-        let k = self.log_w.len();
-        acc.clear();
-        for _ in 0..out.len() {
-            acc.extend_from_slice(&self.log_w);
-        }
-        for (j, (dim, info)) in self.dims.iter().zip(infos).enumerate() {
-            match dim {
-                DimKernels::Numeric {
-                    mu,
-                    inv_sigma,
-                    log_norm,
-                    ..
-                } => match info.half_step {
-                    None => {
-                        for (row, point) in acc.chunks_exact_mut(k).zip(points.chunks_exact(d)) {
-                            let x = info.to_model(point[j]);
-                            for i in 0..k {
-                                let z = (x - mu[i]) * inv_sigma[i];
-                                row[i] += log_norm[i] - 0.5 * z * z;
+        for (o, point) in out.iter_mut().zip(points.chunks_exact(d)) {
+            row.clear();
+            row.extend_from_slice(&self.log_w);
+            for (j, (dim, info)) in self.dims.iter().zip(infos).enumerate() {
+                match dim {
+                    DimKernels::Numeric {
+                        mu,
+                        inv_sigma,
+                        log_norm,
+                        ..
+                    } => {
+                        let kernels = mu.iter().zip(inv_sigma).zip(log_norm);
+                        match info.half_step {
+                            None => {
+                                let x = info.to_model(point[j]);
+                                for (r, ((m, s), n)) in row.iter_mut().zip(kernels) {
+                                    let z = (x - m) * s;
+                                    *r += n - 0.5 * z * z;
+                                }
+                            }
+                            Some(h) => {
+                                let v = point[j];
+                                let (a, b) = (info.to_model(v - h), info.to_model(v + h));
+                                for (r, ((m, s), n)) in row.iter_mut().zip(kernels) {
+                                    *r += n + log_normal_mass((a - m) * s, (b - m) * s);
+                                }
                             }
                         }
                     }
-                    Some(h) => {
-                        for (row, point) in acc.chunks_exact_mut(k).zip(points.chunks_exact(d)) {
-                            let v = point[j];
-                            let (a, b) = (info.to_model(v - h), info.to_model(v + h));
-                            for i in 0..k {
-                                let (za, zb) =
-                                    ((a - mu[i]) * inv_sigma[i], (b - mu[i]) * inv_sigma[i]);
-                                row[i] += log_norm[i] + log_normal_mass(za, zb);
-                            }
-                        }
-                    }
-                },
-                DimKernels::Categorical { n, log_p, .. } => {
-                    for (row, point) in acc.chunks_exact_mut(k).zip(points.chunks_exact(d)) {
+                    DimKernels::Categorical { n, log_p, .. } => {
                         let c = (point[j].round().max(0.0) as usize).min(n - 1);
-                        for (i, r) in row.iter_mut().enumerate() {
-                            *r += log_p[i * n + c];
+                        for (r, p) in row.iter_mut().zip(log_p.iter().skip(c).step_by(*n)) {
+                            *r += p;
                         }
                     }
                 }
             }
-        }
-        for (o, row) in out.iter_mut().zip(acc.chunks_exact(k)) {
             *o = log_sum_exp(row);
         }
     }
@@ -665,12 +693,23 @@ fn numeric_kernels(column: &[f64], info: &DimInfo, bandwidth: f64, floor_n: usiz
         sigma[i] = (s * bandwidth).clamp(min_sigma, range);
     }
     let inv_sigma: Vec<f64> = sigma.iter().map(|s| 1.0 / s).collect();
+    // Many widths are the floor or the range: their logarithms are computed once.
+    let (ln_min_sigma, ln_range) = (min_sigma.ln(), range.ln());
+    let ln_sigma = |s: f64| {
+        if s == min_sigma {
+            ln_min_sigma
+        } else if s == range {
+            ln_range
+        } else {
+            s.ln()
+        }
+    };
     let log_norm = (0..k)
         .map(|i| {
             let z = log_normal_mass((lo - mu[i]) * inv_sigma[i], (hi - mu[i]) * inv_sigma[i]);
             match info.half_step {
                 Some(_) => -z,
-                None => -z - sigma[i].ln() - LN_SQRT_2PI,
+                None => -z - ln_sigma(sigma[i]) - LN_SQRT_2PI,
             }
         })
         .collect();
@@ -787,7 +826,15 @@ fn log_normal_mass(a: f64, b: f64) -> f64 {
         let (ua, ub) = (log_upper(-b), log_upper(-a));
         ua + (-(ub - ua).exp()).ln_1p()
     } else {
-        (-(log_upper(-a).exp() + log_upper(b).exp())).ln_1p()
+        // A tail beyond 40 underflows to exactly 0 (its log is below -800): skip its erfc.
+        let tail = |z: f64| {
+            if z >= 40.0 {
+                0.0
+            } else {
+                log_upper(z).exp()
+            }
+        };
+        (-(tail(-a) + tail(b))).ln_1p()
     }
 }
 
@@ -847,6 +894,11 @@ mod tests {
         assert!((far - (log_phi(40.0) - 40f64.ln())).abs() < 1e-3);
         assert_eq!(log_normal_mass(-50.0, -40.0), log_normal_mass(40.0, 50.0));
         assert_eq!(log_normal_mass(1.0, 1.0), f64::NEG_INFINITY);
+        // The skipped tails really are 0 in f64, so skipping them changes no result.
+        for z in [40.0, 40.5, 55.0, 1e3] {
+            let tail = log_erfc(z * std::f64::consts::FRAC_1_SQRT_2) - std::f64::consts::LN_2;
+            assert_eq!(tail.exp(), 0.0, "tail beyond {z}");
+        }
     }
 
     #[test]
