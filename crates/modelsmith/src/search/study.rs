@@ -851,3 +851,63 @@ impl Trial<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::sampler::RandomSampler;
+    use crate::store::MemoryStorage;
+
+    /// Waits (at most 5 s) until trial `id`'s heartbeat is later than `after`.
+    fn wait_for_beat(storage: &MemoryStorage, id: i64, after: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let beat = storage.trial(id).unwrap().heartbeat_at.unwrap();
+            if beat > after {
+                return beat;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no heartbeat for trial {id} in 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn heartbeats_refresh_running_trials_in_one_and_many_jobs() {
+        let storage = Arc::new(MemoryStorage::new());
+        let options = StudyOptions {
+            sampler: Arc::new(RandomSampler),
+            ..Default::default()
+        };
+        let study = Study::new(storage.clone(), "hb", Direction::Minimize, options).unwrap();
+        let objective = |t: &mut Trial| {
+            let x = t.suggest_float("x", 0.0, 1.0)?;
+            let started = storage.trial(t.id()).unwrap().heartbeat_at.unwrap();
+            let first = wait_for_beat(&storage, t.id(), started);
+            wait_for_beat(&storage, t.id(), first); // and again: it keeps beating
+            Ok(x)
+        };
+        for jobs in [1, 1, 3] {
+            let done = study.trials().unwrap().len() as u64;
+            let options = OptimizeOptions {
+                jobs,
+                heartbeat_every: Duration::from_millis(20),
+                ..OptimizeOptions::trials(done + jobs as u64)
+            };
+            let summary = study.optimize(&options, objective).unwrap();
+            assert_eq!(summary.complete, jobs as u64, "{summary:?}");
+        }
+        // Finished trials are no longer beaten: their heartbeats stay put.
+        let beats = || -> Vec<f64> {
+            let trials = study.trials().unwrap();
+            assert_eq!(trials.len(), 5);
+            trials.iter().map(|t| t.heartbeat_at.unwrap()).collect()
+        };
+        let before = beats();
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(beats(), before);
+        drop(study); // stops and joins the heartbeat thread
+    }
+}

@@ -40,9 +40,12 @@
 //! one dimension.
 //!
 //! # Cost
-//! One proposal costs `O(n log n)` for the split and the widths plus
-//! `O(candidates · n · dims)` to evaluate `g`, with a handful of allocations per call: about
-//! 1.5 ms for 8 parameters and 1,000 trials (Optuna's TPE: about 15–20 ms per trial there).
+//! One proposal costs `O(n)` for the split (only the good trials are sorted), `O(n log n)`
+//! per dimension for the widths, and `O(candidates · n · dims)` to evaluate `g`, with a
+//! handful of allocations per call: 0.7–1.3 ms for 8 parameters and 1,000 trials on a loaded
+//! 2-core machine (Optuna's TPE: 15–50 ms per trial there; see BENCHMARKS.md). Group inference
+//! skips trials whose parameters repeat the previous trial's, and `g` is evaluated one point at
+//! a time over a row of kernels that stays in cache.
 //! All randomness comes from [`trial_rng`], so the same seed and history give the same
 //! proposal.
 //!
