@@ -318,7 +318,17 @@ impl Observations {
         for t in trials {
             let start = values.len();
             let mut present = 0;
-            if sorted && d > 1 {
+            let exactly = t.params.len() == d
+                && sorted
+                && t.params.keys().zip(dims).all(|(n, (name, _))| n == name);
+            if exactly {
+                // The common case: the trial has just these parameters (one test per name).
+                for (p, (_, dist)) in t.params.values().zip(dims) {
+                    let v = value_of(p, dist);
+                    present += usize::from(!v.is_nan());
+                    values.push(v);
+                }
+            } else if sorted && d > 1 {
                 // Merge the trial's (sorted) parameters with the (sorted) dimensions.
                 let mut params = t.params.iter().peekable();
                 for (name, dist) in dims {
