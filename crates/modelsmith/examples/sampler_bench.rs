@@ -15,9 +15,10 @@
 //! drawn by the random sampler, then REPEATS further trials are run one `optimize` call each
 //! with the sampler under test. `ms_per_trial` is their mean wall time (the whole trial, storage
 //! reads and the study loop's set-up included, as the Python peer's `study.optimize(f,
-//! n_trials=1)`), `sampler_ms` the part spent inside the sampler, and `ms_per_trial_in_one_call`
-//! the mean over REPEATS more trials run by a single `optimize` call. The `random` line is the
-//! cost of the study loop and storage alone.
+//! n_trials=1)`), `median_ms_per_trial` their median (robust to a loaded machine's
+//! preemptions), `sampler_ms` the mean time spent inside the sampler, and
+//! `ms_per_trial_in_one_call` the mean over REPEATS more trials run by a single `optimize`
+//! call. The `random` line is the cost of the study loop and storage alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -226,12 +227,17 @@ fn overhead(args: &[String]) {
         let study = new_study(&storage, timed.clone(), 0);
         // As the Python peer: one `optimize` call per trial.
         let start = Instant::now();
+        let mut each = Vec::new();
         for r in 1..=repeats {
+            let one = Instant::now();
             study
                 .optimize(&OptimizeOptions::trials(n + r), styblinski_tang8)
                 .expect("optimize");
+            each.push(one.elapsed().as_secs_f64() * 1000.0);
         }
         let per_call = start.elapsed().as_secs_f64() * 1000.0 / repeats as f64;
+        // The median resists a loaded machine's preemptions better than the mean.
+        let median_call = median(each);
         let sampler_ms = timed.nanos.load(Ordering::Relaxed) as f64 / 1e6 / repeats as f64;
         // Steady state: REPEATS more trials in one call (no per-call set-up).
         let start = Instant::now();
@@ -240,7 +246,8 @@ fn overhead(args: &[String]) {
             .expect("optimize");
         let in_one_call = start.elapsed().as_secs_f64() * 1000.0 / repeats as f64;
         println!(
-            "overhead {sampler} trials={n} ms_per_trial={per_call:.3} sampler_ms={sampler_ms:.3} \
+            "overhead {sampler} trials={n} ms_per_trial={per_call:.3} \
+             median_ms_per_trial={median_call:.3} sampler_ms={sampler_ms:.3} \
              ms_per_trial_in_one_call={in_one_call:.3} (means of {repeats}; filling with random \
              took {fill_s:.2} s)"
         );
