@@ -98,29 +98,33 @@ impl Predictor {
         Ok(inputs
             .iter()
             .zip(probs)
-            .map(|((label, _), p)| {
-                let mut order: Vec<usize> = (0..p.len()).collect();
-                order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-                let name = |i: usize| {
-                    self.meta
-                        .data
-                        .class_names
-                        .get(i)
-                        .cloned()
-                        .unwrap_or_else(|| i.to_string())
-                };
-                Prediction {
-                    input: label.clone(),
-                    class: name(order[0]),
-                    class_index: order[0],
-                    probability: p[order[0]],
-                    top: order
-                        .iter()
-                        .take(k.max(1))
-                        .map(|&i| (name(i), p[i]))
-                        .collect(),
-                }
-            })
+            .map(|((label, _), p)| top_k(&self.meta, label, &p, k))
             .collect())
+    }
+}
+
+/// The `k` most probable classes (at least one) of one input's class probabilities, named by the
+/// model's class names. The server ranks probabilities computed in batches with this too.
+pub fn top_k(meta: &ModelMeta, label: &str, probabilities: &[f32], k: usize) -> Prediction {
+    let p = probabilities;
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let name = |i: usize| {
+        meta.data
+            .class_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| i.to_string())
+    };
+    Prediction {
+        input: label.to_string(),
+        class: name(order[0]),
+        class_index: order[0],
+        probability: p[order[0]],
+        top: order
+            .iter()
+            .take(k.max(1))
+            .map(|&i| (name(i), p[i]))
+            .collect(),
     }
 }

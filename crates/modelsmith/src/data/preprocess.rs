@@ -160,6 +160,18 @@ impl Preprocessing {
         Ok(self.image_to_input(&img))
     }
 
+    /// Decodes PNG/JPEG bytes held in memory (an HTTP request body, say) and converts them with
+    /// [`image_to_input`](Self::image_to_input). `source` names the bytes in error messages.
+    pub fn image_bytes_to_input(&self, bytes: &[u8], source: &str) -> Result<Vec<f32>, DataError> {
+        if !matches!(self, Preprocessing::Image { .. }) {
+            return Err(DataError::Incompatible {
+                message: format!("{source}: the model was trained on a table, not images"),
+            });
+        }
+        let img = decode_image_bytes(bytes, source)?;
+        Ok(self.image_to_input(&img))
+    }
+
     /// Reads a CSV with a header and converts every row to a model input. Columns are matched by
     /// name; extra columns (the target among them) are ignored; missing values are imputed.
     pub fn csv_rows_to_inputs(&self, path: &Path) -> Result<Vec<Vec<f32>>, DataError> {
@@ -232,6 +244,24 @@ pub(crate) fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {
     })
 }
 
+/// Decodes an image held in memory (format from the content). The decoder's dimension limit is
+/// tightened so a small compressed body cannot demand gigabytes once decoded.
+pub(crate) fn decode_image_bytes(bytes: &[u8], source: &str) -> Result<DynamicImage, DataError> {
+    const MAX_SIDE: u32 = 8192;
+    let image_error = |message: String| DataError::Image {
+        path: source.to_string(),
+        message,
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| image_error(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    reader.limits(limits);
+    reader.decode().map_err(|e| image_error(e.to_string()))
+}
+
 /// A CSV reader with our settings: header row, trimmed fields, ragged rows allowed (we report them).
 pub(crate) fn csv_reader(path: &Path) -> Result<csv::Reader<std::fs::File>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
@@ -268,5 +298,44 @@ pub(crate) fn csv_error(shown: &str, e: csv::Error) -> DataError {
         path: shown.to_string(),
         line,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed_preprocessing() -> Preprocessing {
+        Preprocessing::Image {
+            height: 28,
+            width: 28,
+            channels: 1,
+            scale: 1.0 / 255.0,
+        }
+    }
+
+    #[test]
+    fn image_bytes_decode_like_the_same_file() {
+        let img = image::GrayImage::from_fn(30, 20, |x, y| image::Luma([(x * 7 + y * 3) as u8]));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.png");
+        img.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let pre = seed_preprocessing();
+        let from_bytes = pre.image_bytes_to_input(&bytes, "body").unwrap();
+        assert_eq!(from_bytes.len(), 28 * 28);
+        assert_eq!(from_bytes, pre.load_image_file(&path).unwrap());
+    }
+
+    #[test]
+    fn bytes_that_are_no_image_name_their_source() {
+        let err = seed_preprocessing()
+            .image_bytes_to_input(b"not an image at all", "request body")
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("request body: cannot decode image"),
+            "{message}"
+        );
     }
 }
