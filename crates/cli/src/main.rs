@@ -37,6 +37,8 @@ enum Command {
     Studies(commands::studies::StudiesArgs),
     /// Export a saved model as ONNX or safetensors.
     Export(commands::export::ExportArgs),
+    /// Serve models over HTTP: KServe v2 inference, /predict, /metrics, dynamic batching.
+    Serve(Box<commands::serve::ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Tune(args) => commands::tune::run(*args),
         Command::Studies(args) => commands::studies::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Serve(args) => commands::serve::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod export;
 pub mod predict;
+pub mod serve;
 pub mod studies;
 pub mod train;
 pub mod tune;
@@ -28,6 +29,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         cause.is::<BadInput>()
             || cause.is::<DataError>()
             || cause.is::<ModelError>()
+            || cause
+                .downcast_ref::<modelsmith_server::ServeError>()
+                .is_some_and(modelsmith_server::ServeError::is_bad_input)
             || cause
                 .downcast_ref::<modelsmith::store::StoreError>()
                 .is_some_and(modelsmith::store::StoreError::is_bad_input)

@@ -1,0 +1,116 @@
+//! `modelsmith serve`: parse, load, run; the server itself is `modelsmith-server`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use modelsmith_server::{bind, shutdown_signal, BatchConfig, ModelSource, ServeOptions, Server};
+
+use super::BadInput;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A model folder written by `modelsmith train` (repeat to serve several).
+    #[arg(long, required_unless_present = "model_repo")]
+    model: Vec<PathBuf>,
+    /// A folder whose subfolders are model folders (a model repository, as in Triton): each
+    /// subfolder holding a model.json is served under its folder name.
+    #[arg(long)]
+    model_repo: Option<PathBuf>,
+    /// The name clients use for the model (default: the folder's name); only with one --model.
+    #[arg(long)]
+    name: Option<String>,
+    /// Address to listen on (loopback by default; 0.0.0.0:8080 to accept other machines).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Most examples gathered into one forward pass.
+    #[arg(long, default_value_t = 32)]
+    max_batch: usize,
+    /// Longest wait, in milliseconds (fractions allowed), for more requests to join a batch;
+    /// 0 waits for none but still batches the requests that queued meanwhile.
+    #[arg(long, default_value_t = 0.0)]
+    max_delay_ms: f64,
+    /// Bearer token every endpoint except the health probes requires.
+    #[arg(long, env = "MODELSMITH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Larger request bodies are refused with 413.
+    #[arg(long, default_value_t = modelsmith_server::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Threads answering HTTP (default: one per core); inference runs on its own threads.
+    #[arg(long)]
+    http_threads: Option<usize>,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let options = options(&args)?;
+    let sources = sources(&args)?;
+    let server = Server::new(&sources, &options)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = args.http_threads {
+        if threads == 0 {
+            return Err(BadInput("--http-threads must be at least 1".into()).into());
+        }
+        runtime.worker_threads(threads);
+    }
+    runtime.build()?.block_on(async {
+        let listener = bind(&args.addr).await?;
+        eprintln!(
+            "serving {} on http://{} (Ctrl-C to stop)",
+            server.model_names().join(", "),
+            listener.local_addr()?
+        );
+        server.run(listener, shutdown_signal()).await?;
+        eprintln!("stopped");
+        Ok(())
+    })
+}
+
+fn options(args: &ServeArgs) -> Result<ServeOptions> {
+    if !(args.max_delay_ms.is_finite() && args.max_delay_ms >= 0.0 && args.max_delay_ms <= 10_000.0)
+    {
+        return Err(BadInput(format!(
+            "--max-delay-ms {} must be between 0 and 10000",
+            args.max_delay_ms
+        ))
+        .into());
+    }
+    if args.max_batch == 0 {
+        return Err(BadInput("--max-batch must be at least 1".into()).into());
+    }
+    if args.max_body_bytes == 0 {
+        return Err(BadInput("--max-body-bytes must be at least 1".into()).into());
+    }
+    Ok(ServeOptions {
+        batch: BatchConfig {
+            max_batch: args.max_batch,
+            max_delay: Duration::from_secs_f64(args.max_delay_ms / 1000.0),
+        },
+        token: args.token.clone(),
+        max_body_bytes: args.max_body_bytes,
+    })
+}
+
+fn sources(args: &ServeArgs) -> Result<Vec<ModelSource>> {
+    let mut sources: Vec<ModelSource> = args
+        .model
+        .iter()
+        .map(|d| ModelSource::from_dir(d))
+        .collect();
+    if let Some(name) = &args.name {
+        if args.model.len() != 1 || args.model_repo.is_some() {
+            return Err(
+                BadInput("--name needs exactly one --model and no --model-repo".into()).into(),
+            );
+        }
+        if name.is_empty() || name.contains('/') {
+            return Err(BadInput(format!("--name '{name}' must be non-empty without '/'")).into());
+        }
+        sources[0].name = name.clone();
+    }
+    if let Some(repo) = &args.model_repo {
+        sources.extend(ModelSource::scan_repository(repo)?);
+    }
+    Ok(sources)
+}

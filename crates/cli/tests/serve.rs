@@ -1,0 +1,155 @@
+//! `modelsmith serve` as a process: bad model folders and addresses exit with 2 and one line;
+//! a real server starts, answers on loopback, and stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use modelsmith::data::{load, LoadOptions, LoadedData};
+use modelsmith::train::{train, Silent, TrainConfig};
+
+fn modelsmith(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelsmith"))
+        .args(args)
+        .env_remove("MODELSMITH_TOKEN")
+        .output()
+        .expect("the binary runs")
+}
+
+/// Asserts exit code 2 and a single `error:` line that mentions `needle`.
+fn assert_bad_input(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {err}");
+    assert!(
+        lines[0].to_lowercase().contains(&needle.to_lowercase()),
+        "error line should mention '{needle}': {}",
+        lines[0]
+    );
+}
+
+/// A small MLP trained on 300 real digits: enough for a server to load and answer.
+fn trained_model(dir: &Path) -> PathBuf {
+    let data = load("digits", &LoadOptions::default()).unwrap();
+    let data = LoadedData {
+        train: data.train.subset(&(0..300).collect::<Vec<_>>()),
+        test: data.test.subset(&(0..50).collect::<Vec<_>>()),
+        info: data.info,
+    };
+    let out = dir.join("digits");
+    let config = TrainConfig {
+        model: "mlp".into(),
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    train(&config, &data, &out, false, &mut Silent).unwrap();
+    out
+}
+
+/// A plain HTTP/1.1 GET; returns the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.lines().next().unwrap_or("").to_string();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn bad_model_folders_and_flags_exit_with_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-model");
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", missing.to_str().unwrap()]),
+        "no-such-model",
+    );
+    assert_bad_input(
+        &modelsmith(&["serve", "--model-repo", dir.path().to_str().unwrap()]),
+        "no subfolder holds a model.json",
+    );
+    let model = trained_model(dir.path());
+    let model = model.to_str().unwrap();
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--addr", "localhost-ish"]),
+        "use IP:PORT",
+    );
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--max-batch", "0"]),
+        "--max-batch",
+    );
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--max-delay-ms=-1"]),
+        "--max-delay-ms",
+    );
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--model", model]),
+        "two models are named 'digits'",
+    );
+    // An address another process holds.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--addr", &addr]),
+        "already in use",
+    );
+}
+
+#[test]
+fn serves_on_loopback_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_model(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelsmith"))
+        .args([
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--name", "mnist"])
+        .env("MODELSMITH_TOKEN", "from-env")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in: {banner}"))
+        .to_string();
+    assert!(banner.contains("serving mnist"), "{banner}");
+
+    let (status, body) = http_get(&addr, "/v2/health/ready");
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("\"ready\":true"), "{body}");
+    // The token came from MODELSMITH_TOKEN.
+    let (status, body) = http_get(&addr, "/v2/models/mnist");
+    assert!(status.contains("401"), "{status} {body}");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "exit {status:?}: {rest}");
+    assert!(rest.contains("stopped"), "{rest}");
+}

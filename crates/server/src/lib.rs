@@ -1,0 +1,225 @@
+//! Modelsmith's inference server: the Open Inference Protocol (KServe v2) REST API, a
+//! convenience `/predict`, Prometheus `/metrics`, dynamic batching and graceful shutdown.
+//! The only crate of the workspace that knows HTTP.
+//!
+//! ```text
+//! GET  /v2                          server metadata
+//! GET  /v2/health/live              liveness (no token needed)
+//! GET  /v2/health/ready             readiness (no token needed)
+//! GET  /v2/models/{name}            model metadata: input/output names, shapes, datatypes
+//! GET  /v2/models/{name}/ready      model readiness
+//! POST /v2/models/{name}/infer      KServe v2 inference on preprocessed FP32 tensors
+//! POST /predict[?top_k=K&model=M]   PNG/JPEG body or JSON inputs -> top-k classes
+//! GET  /metrics                     Prometheus text format
+//! ```
+//!
+//! Inference goes through [`modelsmith::predict::Predictor`], the path `modelsmith predict` uses;
+//! each model's Predictor lives on its own batching thread ([`batcher`]).
+
+pub mod auth;
+pub mod batcher;
+pub mod error;
+pub mod kserve;
+pub mod metrics;
+pub mod models;
+pub mod predict_api;
+pub mod state;
+pub mod tensor_json;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use batcher::BatchConfig;
+pub use error::{ApiError, ServeError};
+pub use metrics::Metrics;
+pub use models::{ModelSource, Models};
+use state::AppState;
+
+/// Default request-size limit: a batch of a few hundred 28x28 images as JSON fits.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// How the server behaves, apart from which models it serves.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub batch: BatchConfig,
+    /// Bearer token every endpoint but the health probes requires; `None` = open.
+    pub token: Option<String>,
+    /// Larger request bodies get a 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            batch: BatchConfig::default(),
+            token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Loaded models and the HTTP routes over them, ready to serve on a listener.
+pub struct Server {
+    state: AppState,
+    token: Option<Arc<str>>,
+}
+
+impl Server {
+    /// Loads every model and starts its batching worker.
+    pub fn new(sources: &[ModelSource], options: &ServeOptions) -> Result<Server, ServeError> {
+        if options
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ServeError::Config(
+                "the token is empty; give a non-empty --token (or MODELSMITH_TOKEN), or none"
+                    .into(),
+            ));
+        }
+        let metrics = Arc::new(Metrics::new());
+        let models = Models::load(sources, options.batch, &metrics)?;
+        Ok(Server {
+            state: AppState {
+                models: Arc::new(models),
+                metrics,
+                max_body_bytes: options.max_body_bytes,
+            },
+            token: options.token.as_deref().map(Arc::from),
+        })
+    }
+
+    /// The names of the served models.
+    pub fn model_names(&self) -> Vec<String> {
+        self.state.models.names().map(str::to_string).collect()
+    }
+
+    /// Every route, with the token check, metrics and body limit.
+    pub fn router(&self) -> Router {
+        let state = self.state.clone();
+        let mut protected = Router::new()
+            .route("/v2", get(kserve::server_metadata))
+            .route("/v2/models/{name}", get(kserve::model_metadata))
+            .route("/v2/models/{name}/ready", get(kserve::model_ready))
+            .route("/v2/models/{name}/infer", post(kserve::infer))
+            .route("/predict", post(predict_api::predict))
+            .route("/metrics", get(metrics::handler));
+        if let Some(token) = &self.token {
+            protected =
+                protected.route_layer(from_fn_with_state(token.clone(), auth::require_token));
+        }
+        Router::new()
+            .route("/v2/health/live", get(kserve::live))
+            .route("/v2/health/ready", get(kserve::ready))
+            .merge(protected)
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+            .layer(map_response(json_for_bare_errors))
+            .layer(DefaultBodyLimit::max(state.max_body_bytes))
+            .with_state(state)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections and returns once
+    /// in-flight requests are answered.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = self.router();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            // Answers are small and latency matters: send them without Nagle's delay.
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Binds `addr` with an error that says what to do.
+pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    let parsed: SocketAddr = addr.parse().map_err(|_| ServeError::Bind {
+        addr: addr.to_string(),
+        message: "not an address; use IP:PORT such as 127.0.0.1:8080".into(),
+    })?;
+    TcpListener::bind(parsed)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: addr.to_string(),
+            message: match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the address is already in use (another server?); choose another --addr".into()
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    "no network interface has this IP on this machine".into()
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "permission denied (ports below 1024 need privileges); choose another port"
+                        .into()
+                }
+                _ => e.to_string(),
+            },
+        })
+}
+
+/// Completes on Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no endpoint at {}; see /v2, /v2/models/NAME, /v2/models/NAME/infer, /predict, /metrics",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Errors produced by axum itself with an empty or text body (a body-limit hit before a handler
+/// ran, say) get the JSON error body every other error has.
+async fn json_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+        return ApiError::new(status, reason).into_response();
+    }
+    response
+}

@@ -1,0 +1,800 @@
+//! The server over real sockets: a seed CNN trained on the bundled digits is served on
+//! 127.0.0.1:0 and every endpoint is called with a real HTTP client; answers are checked against
+//! the Predictor run directly (the path `modelsmith predict` takes).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use modelsmith::data::{load, LoadOptions, LoadedData};
+use modelsmith::predict::Predictor;
+use modelsmith::train::{train, Silent, TrainConfig};
+use modelsmith_server::{BatchConfig, ModelSource, ServeError, ServeOptions, Server};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+// ---------------------------------------------------------------- fixtures
+
+struct Fixture {
+    /// Keeps the folder alive for the whole test binary.
+    _dir: tempfile::TempDir,
+    model: PathBuf,
+    test: LoadedData,
+}
+
+/// A seed CNN trained on 1,000 real digits (once per test binary), and the first test digits.
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let data = load("digits", &LoadOptions::default()).unwrap();
+        let data = LoadedData {
+            train: data.train.subset(&(0..1000).collect::<Vec<_>>()),
+            test: data.test.subset(&(0..64).collect::<Vec<_>>()),
+            info: data.info,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("digits");
+        let config = TrainConfig {
+            epochs: 2,
+            optimizer: "adam".into(),
+            lr: 3e-3,
+            ..TrainConfig::default()
+        };
+        train(&config, &data, &model, false, &mut Silent).unwrap();
+        Fixture {
+            _dir: dir,
+            model,
+            test: data,
+        }
+    })
+}
+
+/// The `i`-th test digit, preprocessed (784 values in 0..=1).
+fn digit(i: usize) -> Vec<f32> {
+    fixture().test.test.example(i).to_vec()
+}
+
+/// Probabilities from the Predictor itself, one example at a time.
+fn direct_probabilities(model: &Path, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let mut predictor = Predictor::load(model).unwrap();
+    inputs
+        .iter()
+        .map(|x| predictor.probabilities(&[x]).unwrap().remove(0))
+        .collect()
+}
+
+fn assert_close(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+    }
+}
+
+/// A running server on an ephemeral loopback port; dropping the handle shuts it down.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    async fn start(sources: &[ModelSource], options: ServeOptions) -> Running {
+        let server = Server::new(sources, &options).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(server.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Running {
+            addr,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    async fn digits(options: ServeOptions) -> Running {
+        Running::start(&[ModelSource::from_dir(&fixture().model)], options).await
+    }
+
+    /// Asks for a graceful shutdown and waits for the server to finish.
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let done = self.done.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .expect("the server stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts the status and a JSON `{"error": "..."}` body mentioning `needle`.
+    fn assert_error(&self, status: StatusCode, needle: &str) {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let body = self.json();
+        let message = body["error"].as_str().expect("an error string");
+        assert!(
+            message.to_lowercase().contains(&needle.to_lowercase()),
+            "error '{message}' should mention '{needle}'"
+        );
+    }
+}
+
+/// One request on a fresh HTTP/1.1 connection.
+async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut request = Request::builder().method(method).uri(path);
+    request = request.header("host", addr.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sender
+        .send_request(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes().to_vec(),
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Answer {
+    call(addr, Method::GET, path, &[], Vec::new()).await
+}
+
+async fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Answer {
+    call(
+        addr,
+        Method::POST,
+        path,
+        &[("content-type", "application/json")],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}
+
+fn infer_body(inputs: &[Vec<f32>]) -> Value {
+    let data: Vec<f32> = inputs.concat();
+    json!({"id": "req-1", "inputs": [{
+        "name": "input", "shape": [inputs.len(), 28, 28, 1], "datatype": "FP32", "data": data
+    }]})
+}
+
+/// A test digit as an 8-bit grayscale PNG (the digits are stored as pixel / 255).
+fn digit_png(i: usize) -> Vec<u8> {
+    let pixels: Vec<u8> = digit(i)
+        .iter()
+        .map(|&v| (v * 255.0).round() as u8)
+        .collect();
+    let img = image::GrayImage::from_raw(28, 28, pixels).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+// ---------------------------------------------------------------- endpoints
+
+#[tokio::test]
+async fn health_server_and_model_metadata() {
+    let server = Running::digits(ServeOptions::default()).await;
+    let addr = server.addr;
+
+    let live = get(addr, "/v2/health/live").await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert_eq!(live.json()["live"], true);
+    let ready = get(addr, "/v2/health/ready").await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.json()["ready"], true);
+
+    let meta = get(addr, "/v2").await.json();
+    assert_eq!(meta["name"], "modelsmith");
+    assert!(meta["version"].is_string());
+
+    let model = get(addr, "/v2/models/digits").await;
+    assert_eq!(model.status, StatusCode::OK);
+    let model = model.json();
+    assert_eq!(model["name"], "digits");
+    assert_eq!(model["platform"], "modelsmith");
+    assert_eq!(model["inputs"][0]["name"], "input");
+    assert_eq!(model["inputs"][0]["datatype"], "FP32");
+    assert_eq!(model["inputs"][0]["shape"], json!([-1, 28, 28, 1]));
+    assert_eq!(model["outputs"][0]["name"], "probabilities");
+    assert_eq!(model["outputs"][0]["shape"], json!([-1, 10]));
+    assert_eq!(
+        model["parameters"]["class_names"].as_array().unwrap().len(),
+        10
+    );
+
+    let model_ready = get(addr, "/v2/models/digits/ready").await;
+    assert_eq!(model_ready.status, StatusCode::OK);
+    assert_eq!(model_ready.json()["ready"], true);
+
+    get(addr, "/v2/models/nope")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "unknown model 'nope'");
+    get(addr, "/v2/models/nope/ready")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "digits");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn infer_answers_like_the_predictor_for_flat_and_nested_data() {
+    let server = Running::digits(ServeOptions::default()).await;
+    let inputs: Vec<Vec<f32>> = (0..5).map(digit).collect();
+    let want = direct_probabilities(&fixture().model, &inputs);
+
+    let answer = post_json(server.addr, "/v2/models/digits/infer", &infer_body(&inputs)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let body = answer.json();
+    assert_eq!(body["model_name"], "digits");
+    assert_eq!(body["id"], "req-1");
+    let output = &body["outputs"][0];
+    assert_eq!(output["name"], "probabilities");
+    assert_eq!(output["datatype"], "FP32");
+    assert_eq!(output["shape"], json!([5, 10]));
+    let data: Vec<f32> = serde_json::from_value(output["data"].clone()).unwrap();
+    for (row, want) in data.chunks(10).zip(&want) {
+        assert_close(row, want);
+        let sum: f32 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+    }
+
+    // The same image as a nested [1][28][28][1] array, with the output asked for by name.
+    let nested: Vec<Vec<Vec<f32>>> = digit(3)
+        .chunks(28)
+        .map(|row| row.iter().map(|&v| vec![v]).collect())
+        .collect();
+    let body = json!({"inputs": [{"name": "input", "shape": [1, 28, 28, 1], "datatype": "FP32",
+                                  "data": [nested]}],
+                      "outputs": [{"name": "probabilities"}]});
+    let answer = post_json(server.addr, "/v2/models/digits/infer", &body).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let data: Vec<f32> =
+        serde_json::from_value(answer.json()["outputs"][0]["data"].clone()).unwrap();
+    assert_close(&data, &want[3]);
+    assert!(answer.json().get("id").is_none());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn predict_takes_png_and_json_and_ranks_top_k() {
+    let fixture = fixture();
+    let server = Running::digits(ServeOptions::default()).await;
+    let addr = server.addr;
+
+    // A PNG body is treated exactly like `modelsmith predict FILE.png`.
+    let png = digit_png(7);
+    let file = fixture._dir.path().join("seven.png");
+    std::fs::write(&file, &png).unwrap();
+    let mut predictor = Predictor::load(&fixture.model).unwrap();
+    let inputs = predictor.read_inputs(&[&file]).unwrap();
+    let want = predictor.predict(&inputs, 3).unwrap().remove(0);
+
+    let answer = call(
+        addr,
+        Method::POST,
+        "/predict?top_k=3",
+        &[("content-type", "image/png")],
+        png,
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let body = answer.json();
+    assert_eq!(body["model"], "digits");
+    let got = &body["predictions"][0];
+    assert_eq!(got["class"], want.class.as_str());
+    assert_eq!(got["class_index"], want.class_index);
+    let top = got["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    for ((class, p), entry) in want.top.iter().zip(top) {
+        assert_eq!(entry["class"], class.as_str());
+        assert!((entry["probability"].as_f64().unwrap() as f32 - p).abs() < 1e-5);
+    }
+    assert!(top[0]["probability"].as_f64() >= top[1]["probability"].as_f64());
+
+    // JSON: one example, then a batch of three; default top_k is 1.
+    let want = direct_probabilities(&fixture.model, &[digit(0), digit(1), digit(2)]);
+    let argmax = |p: &[f32]| (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+    let one = post_json(addr, "/predict", &json!(digit(0))).await;
+    assert_eq!(one.status, StatusCode::OK);
+    let one = one.json();
+    assert_eq!(one["predictions"].as_array().unwrap().len(), 1);
+    assert_eq!(one["predictions"][0]["class_index"], argmax(&want[0]));
+    assert_eq!(one["predictions"][0]["top"].as_array().unwrap().len(), 1);
+    let batch = post_json(
+        addr,
+        "/predict?top_k=10",
+        &json!([digit(0), digit(1), digit(2)]),
+    )
+    .await;
+    assert_eq!(batch.status, StatusCode::OK);
+    let batch = batch.json();
+    let predictions = batch["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 3);
+    for (p, want) in predictions.iter().zip(&want) {
+        assert_eq!(p["class_index"], argmax(want));
+        assert!((p["probability"].as_f64().unwrap() as f32 - want[argmax(want)]).abs() < 1e-5);
+        assert_eq!(p["top"].as_array().unwrap().len(), 10);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_errors_latency_and_batches() {
+    let server = Running::digits(ServeOptions::default()).await;
+    let addr = server.addr;
+    for i in 0..3 {
+        let ok = post_json(addr, "/v2/models/digits/infer", &infer_body(&[digit(i)])).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    let bad = post_json(addr, "/v2/models/digits/infer", &json!({"inputs": []})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let metrics = get(addr, "/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = String::from_utf8(metrics.body).unwrap();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(
+        has(r#"modelsmith_http_requests_total{endpoint="/v2/models/{name}/infer",code="200"} 3"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"modelsmith_http_errors_total{endpoint="/v2/models/{name}/infer",code="400"} 1"#),
+        "{text}"
+    );
+    assert!(
+        has(
+            r#"modelsmith_http_request_duration_seconds_count{endpoint="/v2/models/{name}/infer"} 4"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has(r#"modelsmith_batch_size_sum{model="digits"} 3.0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("modelsmith_inference_duration_seconds_bucket"),
+        "{text}"
+    );
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------- bad input
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_json_error() {
+    let server = Running::digits(ServeOptions {
+        max_body_bytes: 64 * 1024,
+        ..ServeOptions::default()
+    })
+    .await;
+    let addr = server.addr;
+    let infer = "/v2/models/digits/infer";
+    let one = digit(0);
+    let tensor = |name: &str, shape: Value, datatype: &str, data: &[f32]| json!({"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}]});
+
+    // Wrong shape, dtype, name, value count, batch 0, several inputs, unknown output.
+    post_json(
+        addr,
+        infer,
+        &tensor("input", json!([1, 28, 28, 3]), "FP32", &one),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "[batch, 28, 28, 1]");
+    post_json(addr, infer, &tensor("input", json!([1, 784]), "FP32", &one))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "shape");
+    post_json(
+        addr,
+        infer,
+        &tensor("input", json!([1, 28, 28, 1]), "INT64", &one),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "datatype INT64");
+    post_json(
+        addr,
+        infer,
+        &tensor("pixels", json!([1, 28, 28, 1]), "FP32", &one),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "unknown input 'pixels'");
+    post_json(
+        addr,
+        infer,
+        &tensor("input", json!([2, 28, 28, 1]), "FP32", &one),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "needs 1568");
+    post_json(
+        addr,
+        infer,
+        &tensor("input", json!([0, 28, 28, 1]), "FP32", &[]),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "batch >= 1");
+    post_json(addr, infer, &json!({"inputs": []}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "exactly one");
+    let mut with_output = infer_body(std::slice::from_ref(&one));
+    with_output["outputs"] = json!([{"name": "logits"}]);
+    post_json(addr, infer, &with_output)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "unknown output 'logits'");
+    post_json(
+        addr,
+        infer,
+        &json!({"inputs": [{"name": "input", "shape": [1, 28, 28, 1], "datatype": "FP32", "data": ["x"]}]}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid inference request JSON");
+
+    // Invalid JSON.
+    call(
+        addr,
+        Method::POST,
+        infer,
+        &[("content-type", "application/json")],
+        b"{\"inputs\": [".to_vec(),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid inference request JSON");
+    call(
+        addr,
+        Method::POST,
+        "/predict",
+        &[("content-type", "application/json")],
+        b"[1, 2,".to_vec(),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid JSON");
+
+    // /predict: wrong length, empty, a body that is no image, unsupported or missing media type.
+    post_json(addr, "/predict", &json!(vec![0.5; 10]))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "has 10 values");
+    post_json(addr, "/predict", &json!([one.clone(), vec![0.5; 3]]))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "example 2 has 3 values");
+    post_json(addr, "/predict", &json!([]))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "empty");
+    call(
+        addr,
+        Method::POST,
+        "/predict",
+        &[("content-type", "image/png")],
+        b"GIF89a not a png".to_vec(),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "cannot decode image");
+    call(
+        addr,
+        Method::POST,
+        "/predict",
+        &[("content-type", "text/plain")],
+        b"7".to_vec(),
+    )
+    .await
+    .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain");
+    call(addr, Method::POST, "/predict", &[], digit_png(0))
+        .await
+        .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "no content-type");
+
+    // Query: top_k 0 or not a number; an unknown model.
+    post_json(addr, "/predict?top_k=0", &json!(one))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "top_k");
+    post_json(addr, "/predict?top_k=many", &json!(one))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "top_k");
+    post_json(addr, "/predict?model=cats", &json!(one))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "unknown model 'cats'");
+    post_json(
+        addr,
+        "/v2/models/cats/infer",
+        &infer_body(std::slice::from_ref(&one)),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "unknown model 'cats'");
+
+    // Oversized bodies: 413, whether announced by Content-Length or not.
+    let big = vec![b' '; 100 * 1024];
+    call(
+        addr,
+        Method::POST,
+        infer,
+        &[("content-type", "application/json")],
+        big.clone(),
+    )
+    .await
+    .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "65536 bytes");
+    call(
+        addr,
+        Method::POST,
+        "/predict",
+        &[("content-type", "image/png")],
+        big,
+    )
+    .await
+    .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "limit");
+
+    // Unknown routes and methods answer in JSON too.
+    get(addr, "/v1/models")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "no endpoint at /v1/models");
+    get(addr, infer)
+        .await
+        .assert_error(StatusCode::METHOD_NOT_ALLOWED, "GET");
+
+    // After all that, the server still answers.
+    let ok = post_json(addr, infer, &infer_body(&[one])).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_guards_everything_but_the_health_probes() {
+    let server = Running::digits(ServeOptions {
+        token: Some("s3cret".into()),
+        ..ServeOptions::default()
+    })
+    .await;
+    let addr = server.addr;
+    assert_eq!(get(addr, "/v2/health/live").await.status, StatusCode::OK);
+    assert_eq!(get(addr, "/v2/health/ready").await.status, StatusCode::OK);
+
+    for path in ["/v2", "/v2/models/digits", "/metrics"] {
+        let answer = get(addr, path).await;
+        answer.assert_error(StatusCode::UNAUTHORIZED, "missing token");
+        assert_eq!(
+            answer.headers.get(WWW_AUTHENTICATE),
+            Some(&HeaderValue::from_static("Bearer realm=\"modelsmith\""))
+        );
+    }
+    let body = serde_json::to_vec(&json!(digit(0))).unwrap();
+    let json_type = (CONTENT_TYPE.as_str(), "application/json");
+    call(addr, Method::POST, "/predict", &[json_type], body.clone())
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "missing token");
+    call(
+        addr,
+        Method::POST,
+        "/predict",
+        &[json_type, (AUTHORIZATION.as_str(), "Bearer s3cre")],
+        body.clone(),
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "wrong");
+    call(
+        addr,
+        Method::POST,
+        "/predict",
+        &[json_type, (AUTHORIZATION.as_str(), "Basic s3cret")],
+        body.clone(),
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "missing token");
+    let ok = call(
+        addr,
+        Method::POST,
+        "/predict",
+        &[json_type, (AUTHORIZATION.as_str(), "Bearer s3cret")],
+        body,
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let metrics = call(
+        addr,
+        Method::GET,
+        "/metrics",
+        &[(AUTHORIZATION.as_str(), "bearer s3cret")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------- load, batching, shutdown
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_batched_and_all_answered_correctly() {
+    let fixture = fixture();
+    let server = Running::digits(ServeOptions {
+        batch: BatchConfig {
+            max_batch: 16,
+            max_delay: Duration::from_millis(2),
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    let addr = server.addr;
+    let inputs: Vec<Vec<f32>> = (0..fixture.test.test.len()).map(digit).collect();
+    let want = direct_probabilities(&fixture.model, &inputs);
+
+    // 16 clients, each on its own keep-alive connection, 200 requests in all.
+    let (tasks, requests) = (16, 200);
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let inputs = inputs.clone();
+        handles.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            let mut answers = Vec::new();
+            for r in (task..requests).step_by(tasks) {
+                let i = r % inputs.len();
+                let body = serde_json::to_vec(&infer_body(&[inputs[i].clone()])).unwrap();
+                let request = Request::post("/v2/models/digits/infer")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap();
+                let response = sender.send_request(request).await.unwrap();
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                answers.push((i, status, body));
+            }
+            answers
+        }));
+    }
+    let mut answered = 0;
+    for handle in handles {
+        for (i, status, body) in handle.await.unwrap() {
+            assert_eq!(status, StatusCode::OK);
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            let data: Vec<f32> =
+                serde_json::from_value(body["outputs"][0]["data"].clone()).unwrap();
+            assert_close(&data, &want[i]);
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, requests);
+
+    // Every example went through a batch, and concurrent ones shared forward passes.
+    let text = String::from_utf8(get(addr, "/metrics").await.body).unwrap();
+    let value = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name}: {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(
+        value("modelsmith_batch_size_sum{model=\"digits\"}"),
+        requests as f64
+    );
+    let batches = value("modelsmith_batch_size_count{model=\"digits\"}");
+    assert!(
+        batches < requests as f64,
+        "{batches} forward passes for {requests} requests"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests_then_refuses_connections() {
+    // The batcher holds the lone request for 400 ms, so it is in flight when shutdown starts.
+    let server = Running::digits(ServeOptions {
+        batch: BatchConfig {
+            max_batch: 32,
+            max_delay: Duration::from_millis(400),
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    let addr = server.addr;
+    let in_flight = tokio::spawn(async move {
+        post_json(addr, "/v2/models/digits/infer", &infer_body(&[digit(0)])).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.shutdown().await;
+    let answer = in_flight.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting"
+    );
+}
+
+// ---------------------------------------------------------------- several models
+
+#[tokio::test]
+async fn a_model_repository_serves_every_model_folder() {
+    let fixture = fixture();
+    let repo = tempfile::tempdir().unwrap();
+    for name in ["alpha", "beta"] {
+        let dir = repo.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for file in ["model.json", "weights.safetensors"] {
+            std::fs::copy(fixture.model.join(file), dir.join(file)).unwrap();
+        }
+    }
+    std::fs::create_dir(repo.path().join("notes")).unwrap();
+    let sources = ModelSource::scan_repository(repo.path()).unwrap();
+    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+
+    let server = Running::start(&sources, ServeOptions::default()).await;
+    let addr = server.addr;
+    for name in ["alpha", "beta"] {
+        let path = format!("/v2/models/{name}/infer");
+        let answer = post_json(addr, &path, &infer_body(&[digit(1)])).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.json()["model_name"], name);
+    }
+    post_json(addr, "/predict", &json!(digit(1)))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "alpha, beta");
+    let picked = post_json(addr, "/predict?model=beta", &json!(digit(1))).await;
+    assert_eq!(picked.json()["model"], "beta");
+    server.shutdown().await;
+
+    // Bad repositories and names are refused before serving.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        ModelSource::scan_repository(empty.path()),
+        Err(ServeError::Repository { .. })
+    ));
+    let twice = [sources[0].clone(), sources[0].clone()];
+    assert!(matches!(
+        Server::new(&twice, &ServeOptions::default()),
+        Err(ServeError::DuplicateName { .. })
+    ));
+    let missing = [ModelSource::from_dir(&repo.path().join("notes"))];
+    let err = Server::new(&missing, &ServeOptions::default())
+        .err()
+        .unwrap();
+    assert!(err.is_bad_input(), "{err}");
+    assert!(err.to_string().contains("notes"), "{err}");
+}
