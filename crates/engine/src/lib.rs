@@ -19,7 +19,7 @@ pub use layers::{
     ActivationLayer, Add, AvgPool2d, BatchNorm, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool,
     MaxPool2d,
 };
-pub use loss::{argmax_rows, count_correct, softmax, softmax_cross_entropy};
+pub use loss::{argmax_rows, count_correct, softmax, softmax_cross_entropy, softmax_rows};
 
 pub use error::EngineError;
 pub use layer::{Layer, Mode, Param};

@@ -50,23 +50,25 @@ pub fn softmax_cross_entropy(dlogits: &mut Tensor, logits: &Tensor, labels: &[u3
 
 /// `out = softmax(logits)` row by row (`[n, k]`), numerically stable.
 pub fn softmax(out: &mut Tensor, logits: &Tensor) {
-    let k = logits.per_example();
     out.resize(&logits.shape);
+    softmax_rows(&mut out.data, &logits.data, logits.per_example());
+}
+
+/// Row-wise softmax of `logits [n, k]` into `out [n, k]` (no allocation).
+pub fn softmax_rows(out: &mut [f32], logits: &[f32], k: usize) {
+    assert_eq!(out.len(), logits.len(), "softmax_rows: output length");
     if k == 0 {
         return;
     }
-    for (o, row) in out
-        .data
-        .chunks_exact_mut(k)
-        .zip(logits.data.chunks_exact(k))
-    {
+    for (o, row) in out.chunks_exact_mut(k).zip(logits.chunks_exact(k)) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f32;
         for (p, &z) in o.iter_mut().zip(row) {
             *p = (z - max).exp();
             sum += *p;
         }
-        o.iter_mut().for_each(|p| *p /= sum);
+        let inv = 1.0 / sum;
+        o.iter_mut().for_each(|p| *p *= inv);
     }
 }
 

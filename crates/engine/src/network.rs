@@ -111,12 +111,35 @@ impl Network {
     pub fn forward(&mut self, x: &Tensor, mode: Mode) -> &Tensor {
         debug_assert_eq!(&x.shape[1..], &self.input_shape[..]);
         self.acts[0].clone_from(x);
+        self.run_nodes(mode)
+    }
+
+    /// [`Network::forward`] on `batch` examples laid end to end in `x`, copied straight into the
+    /// input slot: no tensor to build and no allocation once buffers have grown to the batch.
+    pub fn forward_slice(&mut self, x: &[f32], batch: usize, mode: Mode) -> &Tensor {
+        let per: usize = self.input_shape.iter().product();
+        assert_eq!(x.len(), batch * per, "forward_slice: input length");
+        let input = &mut self.acts[0];
+        input.shape.clear();
+        input.shape.push(batch);
+        input.shape.extend_from_slice(&self.input_shape);
+        input.data.clear();
+        input.data.extend_from_slice(x);
+        self.run_nodes(mode)
+    }
+
+    fn run_nodes(&mut self, mode: Mode) -> &Tensor {
         for (i, node) in self.nodes.iter_mut().enumerate() {
             // The output slot i + 1 is always after every input slot, so split there.
             let (before, after) = self.acts.split_at_mut(i + 1);
-            let inputs: Vec<&Tensor> = node.inputs.iter().map(|&s| &before[s]).collect();
             let start = self.timings.is_some().then(Instant::now);
-            node.layer.forward(&mut after[0], &inputs, mode);
+            if let [s] = node.inputs[..] {
+                // The usual single input: no Vec to allocate per layer and call.
+                node.layer.forward(&mut after[0], &[&before[s]], mode);
+            } else {
+                let inputs: Vec<&Tensor> = node.inputs.iter().map(|&s| &before[s]).collect();
+                node.layer.forward(&mut after[0], &inputs, mode);
+            }
             if let (Some(t), Some(start)) = (&mut self.timings, start) {
                 t[i].0 += start.elapsed();
             }

@@ -4,7 +4,7 @@
 //! into the GEMM's epilogue, and pooling and element-wise kernels split the same way.
 
 use super::simd::{simd_fn, with_act};
-use super::{direct, winograd};
+use super::{bands, direct, winograd};
 use super::{Backend, ConvGeom, PoolGeom, Scratch};
 use crate::Activation;
 use gemm::Parallelism;
@@ -160,6 +160,19 @@ simd_fn! {
                 }
             }
         });
+    }
+}
+
+simd_fn! {
+    /// `c[n] (+)= Σ_k a[k] · b[k, n]`: one row times a row-major matrix, as axpys over b's rows.
+    fn gemv_rows(c: &mut [f32], a: &[f32], b: &[f32], accumulate: bool) {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        let n = c.len();
+        for (&ak, row) in a.iter().zip(b.chunks_exact(n)) {
+            c.iter_mut().zip(row).for_each(|(c, &v)| *c += ak * v);
+        }
     }
 }
 
@@ -343,6 +356,33 @@ fn conv_path(g: &ConvGeom) -> ConvPath {
     }
 }
 
+/// The kernel in the form `path` reads (transposed for [`direct`], `U` for [`winograd`], the
+/// kernel itself for GEMM), built into `buf` unless `key` says it already holds it.
+fn prepared_kernel<'a>(
+    buf: &'a mut Vec<f32>,
+    key: &mut Option<[usize; 4]>,
+    w: &'a [f32],
+    g: &ConvGeom,
+    path: ConvPath,
+) -> &'a [f32] {
+    let want = [path as usize, g.c_in, g.c_out, g.kh * 1024 + g.kw];
+    let len = match path {
+        ConvPath::Gemm => return w,
+        ConvPath::Direct => g.patch() * g.c_out,
+        ConvPath::Winograd => 16 * g.c_in * g.c_out,
+    };
+    if *key != Some(want) {
+        ensure(buf, len);
+        match path {
+            ConvPath::Direct => direct::transpose_kernel(buf, w, g.c_out, g.patch()),
+            ConvPath::Winograd => winograd::transform_kernel(buf, w, g),
+            ConvPath::Gemm => unreachable!("returned above"),
+        }
+        *key = Some(want);
+    }
+    &buf[..len]
+}
+
 /// Whether the convolution runs on the direct small-patch kernels (see [`direct`]) instead of
 /// GEMM. `MODELSMITH_CONV_DIRECT=0` turns them off (for comparisons).
 fn use_direct(g: &ConvGeom) -> bool {
@@ -429,6 +469,133 @@ fn conv_forward_chunk(
         bias_act_rows(yblk, pblk, bias, co, act);
         i0 += nb;
     }
+}
+
+/// Forward convolution of one image cut into `count` bands of output rows (see [`bands`]), each
+/// computed by `run(y, pre, x, bufs, geometry, 1)` on its own rows and buffers.
+#[allow(clippy::type_complexity)]
+fn conv_forward_bands(
+    y: &mut [f32],
+    pre: Option<&mut [f32]>,
+    x: &[f32],
+    bufs: &mut [Vec<f32>],
+    g: &ConvGeom,
+    count: usize,
+    run: &(dyn Fn(&mut [f32], Option<&mut [f32]>, &[f32], &mut [Vec<f32>], &ConvGeom, usize)
+          + Sync),
+) {
+    let (row_in, row_out) = (g.w * g.c_in, g.ow * g.c_out);
+    // Hand each band its disjoint output rows and buffers up front.
+    let mut y_rest = y;
+    let mut pre_rest = pre;
+    let mut bufs_rest = bufs;
+    let mut work = Vec::with_capacity(count);
+    for i in 0..count {
+        let (r0, r1) = bands::rows(g, i, count);
+        let (y_band, tail) = std::mem::take(&mut y_rest).split_at_mut((r1 - r0) * row_out);
+        y_rest = tail;
+        let pre_band = pre_rest.take().map(|p| {
+            let (head, tail) = p.split_at_mut((r1 - r0) * row_out);
+            pre_rest = Some(tail);
+            head
+        });
+        let (b, tail) = std::mem::take(&mut bufs_rest).split_at_mut(3);
+        bufs_rest = tail;
+        if r0 < r1 {
+            let (bg, y0) = bands::band(g, r0, r1);
+            let x_band = &x[y0 * row_in..(y0 + bg.h) * row_in];
+            work.push(std::sync::Mutex::new((y_band, pre_band, b, bg, x_band)));
+        }
+    }
+    bands::run_split(work.len(), &|i| {
+        let mut guard = work[i].lock().expect("each band runs once");
+        let (y, pre, b, bg, x) = &mut *guard;
+        run(y, pre.as_deref_mut(), x, b, bg, 1);
+    });
+}
+
+/// [`Backend::conv2d_forward`], cutting a single image into `bands` bands of rows when above 1.
+#[allow(clippy::too_many_arguments)]
+fn conv_forward(
+    y: &mut [f32],
+    pre: Option<&mut [f32]>,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    act: Activation,
+    scratch: &mut Scratch,
+    bands: usize,
+) {
+    let (per, chunks) = batch_split(g.n);
+    let (in_img, out_img) = (g.h * g.w * g.c_in, g.oh * g.ow * g.c_out);
+    assert_eq!(x.len(), g.n * in_img, "conv2d_forward: input length");
+    assert_eq!(y.len(), g.n * out_img, "conv2d_forward: output length");
+    assert_eq!(
+        w.len(),
+        g.c_out * g.patch(),
+        "conv2d_forward: kernel length"
+    );
+    if chunks == 0 || out_img == 0 {
+        return;
+    }
+    // Scratch: three buffers per chunk (im2col columns or Winograd V, Winograd M, a row of
+    // zeros); the kernel transform is cached beside them.
+    let sets = chunks.max(bands);
+    if scratch.bufs.len() < 3 * sets {
+        scratch.bufs.resize_with(3 * sets, Vec::new);
+    }
+    let path = conv_path(g);
+    let kt = prepared_kernel(&mut scratch.kernel, &mut scratch.kernel_key, w, g, path);
+    let chunk_bufs = &mut scratch.bufs[..3 * sets];
+    // One chunk of `imgs` images of geometry `g` (or one band of one image).
+    let run_geom = |y: &mut [f32],
+                    pre: Option<&mut [f32]>,
+                    x: &[f32],
+                    bufs: &mut [Vec<f32>],
+                    g: &ConvGeom,
+                    imgs: usize| {
+        let [cols, m, zeros] = bufs else {
+            unreachable!("chunks of three")
+        };
+        match path {
+            ConvPath::Winograd => winograd::forward_chunk(
+                y,
+                pre,
+                x,
+                kt,
+                bias,
+                g,
+                act,
+                winograd::Bufs { v: cols, m, zeros },
+                imgs,
+                false,
+            ),
+            ConvPath::Direct => {
+                conv_forward_chunk(y, pre, x, w, bias, g, act, Some(kt), cols, imgs)
+            }
+            ConvPath::Gemm => conv_forward_chunk(y, pre, x, w, bias, g, act, None, cols, imgs),
+        }
+    };
+    let run = |y: &mut [f32], pre: Option<&mut [f32]>, x: &[f32], bufs: &mut [Vec<f32>]| {
+        run_geom(y, pre, x, bufs, g, x.len() / in_img)
+    };
+    if bands > 1 {
+        return conv_forward_bands(y, pre, x, chunk_bufs, g, bands, &run_geom);
+    }
+    if chunks == 1 {
+        // One chunk: run it here rather than hand it to a pool thread and wait.
+        return run(y, pre, x, chunk_bufs);
+    }
+    let mut pres: Vec<Option<&mut [f32]>> = match pre {
+        Some(p) => p.chunks_mut(per * out_img).map(Some).collect(),
+        None => (0..chunks).map(|_| None).collect(),
+    };
+    y.par_chunks_mut(per * out_img)
+        .zip(x.par_chunks(per * in_img))
+        .zip(chunk_bufs.par_chunks_mut(3))
+        .zip(pres.par_iter_mut())
+        .for_each(|(((y, x), bufs), pre)| run(y, pre.take(), x, bufs));
 }
 
 /// Per-thread buffers of the convolution backward pass.
@@ -783,6 +950,10 @@ impl Backend for Cpu {
         c: &mut [f32],
         accumulate: bool,
     ) {
+        if m == 1 && !trans_a && !trans_b && a.len() >= k && b.len() >= k * n && c.len() >= n {
+            // One row (a dense layer at batch 1): a streaming pass over b's rows.
+            return gemv_rows(&mut c[..n], &a[..k], &b[..k * n], accumulate);
+        }
         let t = threads();
         let par = if t > 1
             && m * n * k >= PARALLEL_GEMM_MACS
@@ -810,7 +981,7 @@ impl Backend for Cpu {
         let run = |y: &mut [f32], x: &[f32]| {
             with_act!(act, |f| y.iter_mut().zip(x).for_each(|(o, &i)| *o = f(i)))
         };
-        if y.len() >= PARALLEL_ELEMS {
+        if y.len() >= PARALLEL_ELEMS && threads() > 1 {
             let chunk = y.len().div_ceil(threads());
             y.par_chunks_mut(chunk)
                 .zip(x.par_chunks(chunk))
@@ -833,7 +1004,7 @@ impl Backend for Cpu {
                 *d += g * act.derivative(i, o);
             }
         };
-        if dx.len() >= PARALLEL_ELEMS {
+        if dx.len() >= PARALLEL_ELEMS && threads() > 1 {
             let chunk = dx.len().div_ceil(threads());
             dx.par_chunks_mut(chunk)
                 .zip(dy.par_chunks(chunk))
@@ -856,73 +1027,8 @@ impl Backend for Cpu {
         act: Activation,
         scratch: &mut Scratch,
     ) {
-        let (per, chunks) = batch_split(g.n);
-        let (in_img, out_img) = (g.h * g.w * g.c_in, g.oh * g.ow * g.c_out);
-        assert_eq!(x.len(), g.n * in_img, "conv2d_forward: input length");
-        assert_eq!(y.len(), g.n * out_img, "conv2d_forward: output length");
-        assert_eq!(
-            w.len(),
-            g.c_out * g.patch(),
-            "conv2d_forward: kernel length"
-        );
-        if chunks == 0 || out_img == 0 {
-            return;
-        }
-        // Scratch: [kernel transform (transposed for the direct path, Winograd's U), then three
-        // buffers per chunk (im2col columns or Winograd V, Winograd M, a row of zeros)].
-        if scratch.bufs.len() < 3 * chunks + 1 {
-            scratch.bufs.resize_with(3 * chunks + 1, Vec::new);
-        }
-        let (k_buf, chunk_bufs) = scratch.bufs.split_at_mut(1);
-        let k_buf = &mut k_buf[0];
-        let path = conv_path(g);
-        let kt: &[f32] = match path {
-            ConvPath::Direct => {
-                ensure(k_buf, g.patch() * g.c_out);
-                direct::transpose_kernel(k_buf, w, g.c_out, g.patch());
-                &k_buf[..g.patch() * g.c_out]
-            }
-            ConvPath::Winograd => {
-                ensure(k_buf, 16 * g.c_in * g.c_out);
-                winograd::transform_kernel(k_buf, w, g);
-                &k_buf[..16 * g.c_in * g.c_out]
-            }
-            ConvPath::Gemm => &[],
-        };
-        let mut pres: Vec<Option<&mut [f32]>> = match pre {
-            Some(p) => p.chunks_mut(per * out_img).map(Some).collect(),
-            None => (0..chunks).map(|_| None).collect(),
-        };
-        y.par_chunks_mut(per * out_img)
-            .zip(x.par_chunks(per * in_img))
-            .zip(chunk_bufs[..3 * chunks].par_chunks_mut(3))
-            .zip(pres.par_iter_mut())
-            .for_each(|(((y, x), bufs), pre)| {
-                let imgs = x.len() / in_img;
-                let [cols, m, zeros] = bufs else {
-                    unreachable!("chunks of three")
-                };
-                match path {
-                    ConvPath::Winograd => winograd::forward_chunk(
-                        y,
-                        pre.take(),
-                        x,
-                        kt,
-                        bias,
-                        g,
-                        act,
-                        winograd::Bufs { v: cols, m, zeros },
-                        imgs,
-                        false,
-                    ),
-                    ConvPath::Direct => {
-                        conv_forward_chunk(y, pre.take(), x, w, bias, g, act, Some(kt), cols, imgs)
-                    }
-                    ConvPath::Gemm => {
-                        conv_forward_chunk(y, pre.take(), x, w, bias, g, act, None, cols, imgs)
-                    }
-                }
-            });
+        let bands = bands::count(g, threads());
+        conv_forward(y, pre, x, w, bias, g, act, scratch, bands);
     }
 
     fn conv2d_backward(
@@ -1024,24 +1130,29 @@ impl Backend for Cpu {
 
     fn max_pool_forward(&self, y: &mut [f32], argmax: &mut [u32], x: &[f32], g: &PoolGeom) {
         let fast = is_pool2x2(g) && pool_fast_on();
-        let (per, _) = batch_split(g.n);
+        let (per, chunks) = batch_split(g.n);
         let (in_img, out_img) = (g.h * g.w * g.c, g.oh * g.ow * g.c);
+        let run = |y: &mut [f32], am: &mut [u32], x: &[f32]| {
+            for ((y, am), x) in y
+                .chunks_exact_mut(out_img)
+                .zip(am.chunks_exact_mut(out_img))
+                .zip(x.chunks_exact(in_img))
+            {
+                if fast {
+                    max_pool2x2_image(y, am, x, g);
+                } else {
+                    max_pool_image(y, am, x, g);
+                }
+            }
+        };
+        if chunks <= 1 {
+            // Not worth a trip to the pool.
+            return run(y, argmax, x);
+        }
         y.par_chunks_mut(per * out_img)
             .zip(argmax.par_chunks_mut(per * out_img))
             .zip(x.par_chunks(per * in_img))
-            .for_each(|((y, am), x)| {
-                for ((y, am), x) in y
-                    .chunks_exact_mut(out_img)
-                    .zip(am.chunks_exact_mut(out_img))
-                    .zip(x.chunks_exact(in_img))
-                {
-                    if fast {
-                        max_pool2x2_image(y, am, x, g);
-                    } else {
-                        max_pool_image(y, am, x, g);
-                    }
-                }
-            });
+            .for_each(|((y, am), x)| run(y, am, x));
     }
 
     fn max_pool_backward(&self, dx: &mut [f32], dy: &[f32], argmax: &[u32], g: &PoolGeom) {
@@ -1069,15 +1180,19 @@ impl Backend for Cpu {
     }
 
     fn avg_pool_forward(&self, y: &mut [f32], x: &[f32], g: &PoolGeom) {
-        let (per, _) = batch_split(g.n);
+        let (per, chunks) = batch_split(g.n);
         let (in_img, out_img) = (g.h * g.w * g.c, g.oh * g.ow * g.c);
+        let run = |y: &mut [f32], x: &[f32]| {
+            for (y, x) in y.chunks_exact_mut(out_img).zip(x.chunks_exact(in_img)) {
+                avg_pool_image(y, Some(x), None, &[], g);
+            }
+        };
+        if chunks <= 1 {
+            return run(y, x);
+        }
         y.par_chunks_mut(per * out_img)
             .zip(x.par_chunks(per * in_img))
-            .for_each(|(y, x)| {
-                for (y, x) in y.chunks_exact_mut(out_img).zip(x.chunks_exact(in_img)) {
-                    avg_pool_image(y, Some(x), None, &[], g);
-                }
-            });
+            .for_each(|(y, x)| run(y, x));
     }
 
     fn avg_pool_backward(&self, dx: &mut [f32], dy: &[f32], g: &PoolGeom) {
@@ -1396,6 +1511,124 @@ mod tests {
             let scale = dx0.iter().fold(1f32, |m, v| m.max(v.abs()));
             for (i, (a, b)) in dx1.iter().zip(&dx0).enumerate() {
                 assert!((a - b).abs() <= 1e-4 * scale, "{g:?} dx[{i}]: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn batch_one_split_into_bands_matches_whole_image() {
+        // Large enough to be split (see `bands::count`): Winograd, direct and GEMM paths, valid
+        // and same padding, stride 2, odd sizes; 2 and 3 pool threads.
+        let cases = [
+            geom(1, 13, 13, 32, 64, 3, 1, Padding::Valid),
+            geom(1, 14, 11, 16, 32, 3, 1, Padding::Same),
+            geom(1, 40, 37, 1, 64, 3, 1, Padding::Same),
+            geom(1, 29, 11, 3, 128, 5, 2, Padding::Same),
+            geom(1, 21, 9, 8, 96, 3, 1, Padding::Valid),
+        ];
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for g in cases {
+                assert!(
+                    bands::count_when(&g, threads, true) > 1,
+                    "{g:?} is not split"
+                );
+                let (in_len, out_len) = (g.h * g.w * g.c_in, g.oh * g.ow * g.c_out);
+                let x = random(in_len, 31);
+                let w = random(g.c_out * g.patch(), 32);
+                let bias = random(g.c_out, 33);
+                for act in [Activation::Relu, Activation::Gelu] {
+                    let (mut y0, mut p0, mut cols) =
+                        (vec![0.0; out_len], vec![0.0; out_len], vec![]);
+                    let p = act.needs_input().then_some(&mut p0[..]);
+                    let b = Some(&bias[..]);
+                    conv_forward_chunk(&mut y0, p, &x, &w, b, &g, act, None, &mut cols, 1);
+                    let (mut y1, mut p1) = (vec![7.0; out_len], vec![7.0; out_len]);
+                    let mut scratch = Scratch::default();
+                    pool.install(|| {
+                        let p = act.needs_input().then_some(&mut p1[..]);
+                        let bands = bands::count_when(&g, threads, true);
+                        conv_forward(&mut y1, p, &x, &w, b, &g, act, &mut scratch, bands);
+                    });
+                    let scale = y0.iter().fold(1f32, |m, v| m.max(v.abs()));
+                    for (i, (a, b)) in y1.iter().zip(&y0).enumerate() {
+                        let what = format!("{g:?} {act:?} {threads} threads y[{i}]");
+                        assert!((a - b).abs() <= 1e-4 * scale, "{what}: {a} vs {b}");
+                    }
+                    if act.needs_input() {
+                        for (i, (a, b)) in p1.iter().zip(&p0).enumerate() {
+                            assert!((a - b).abs() <= 1e-4 * scale, "{g:?} pre[{i}]: {a} vs {b}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cached_kernel_transform_follows_weight_changes() {
+        // The forward pass caches the transformed kernel; `Scratch::invalidate` (called by the
+        // layer whenever it lends its weights out mutably) must make the next pass rebuild it.
+        for g in [
+            geom(2, 13, 13, 32, 64, 3, 1, Padding::Valid),
+            geom(2, 12, 12, 1, 32, 3, 1, Padding::Valid),
+        ] {
+            let (in_len, out_len) = (g.n * g.h * g.w * g.c_in, g.n * g.oh * g.ow * g.c_out);
+            let x = random(in_len, 41);
+            let mut w = random(g.c_out * g.patch(), 42);
+            let mut scratch = Scratch::default();
+            let mut y = vec![0.0; out_len];
+            let act = Activation::Linear;
+            Cpu.conv2d_forward(&mut y, None, &x, &w, None, &g, act, &mut scratch);
+            w.iter_mut().for_each(|v| *v *= -2.0);
+            scratch.invalidate();
+            Cpu.conv2d_forward(&mut y, None, &x, &w, None, &g, act, &mut scratch);
+            let mut expect = vec![0.0; out_len];
+            let mut cols = vec![];
+            conv_forward_chunk(
+                &mut expect,
+                None,
+                &x,
+                &w,
+                None,
+                &g,
+                act,
+                None,
+                &mut cols,
+                g.n,
+            );
+            let scale = expect.iter().fold(1f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in y.iter().zip(&expect).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * scale, "{g:?} y[{i}]: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_row_gemm_matches_general_gemm() {
+        for (k, n) in [(1600, 64), (7, 3), (64, 10), (33, 17)] {
+            let a = random(k, 51);
+            let b = random(k * n, 52);
+            for accumulate in [false, true] {
+                let mut c0 = random(n, 53);
+                let mut c1 = c0.clone();
+                sgemm(
+                    1,
+                    n,
+                    k,
+                    &a,
+                    false,
+                    &b,
+                    false,
+                    &mut c0,
+                    accumulate,
+                    Parallelism::None,
+                );
+                Cpu.gemm(1, n, k, &a, false, &b, false, &mut c1, accumulate);
+                assert_close(&format!("{k}x{n} accumulate {accumulate}"), &c1, &c0);
             }
         }
     }

@@ -21,6 +21,7 @@
 //! [`crate::Tensor`] carry a device buffer, after which these same signatures take device slices
 //! and the copies disappear. Layers do not change: they only ever call through the trait.
 
+mod bands;
 mod cpu;
 mod direct;
 pub(crate) mod simd;
@@ -102,9 +103,24 @@ pub struct PoolGeom {
 
 /// Temporary memory a kernel may keep between calls (per-thread im2col columns, partial weight
 /// gradients). Owned by the layer, opaque to it; a device backend may leave it empty.
+///
+/// It also caches the forward pass's transformed kernel (transposed for the direct kernels,
+/// Winograd's `U`), which at batch 1 costs as much to build as the convolution itself. The layer
+/// calls [`Scratch::invalidate`] whenever its weights may change (whenever it lends them out
+/// mutably), so a stale transform is never used.
 #[derive(Default, Debug)]
 pub struct Scratch {
     pub(crate) bufs: Vec<Vec<f32>>,
+    pub(crate) kernel: Vec<f32>,
+    /// What `kernel` was built for (a backend-defined tag), or `None` when it must be rebuilt.
+    pub(crate) kernel_key: Option<[usize; 4]>,
+}
+
+impl Scratch {
+    /// Drops the cached kernel transform: the weights may have changed.
+    pub fn invalidate(&mut self) {
+        self.kernel_key = None;
+    }
 }
 
 /// The kernels layers run on. Implementations must be deterministic for a fixed thread count.

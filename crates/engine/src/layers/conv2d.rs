@@ -178,6 +178,8 @@ impl Layer for Conv2d {
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
+        // Whoever borrows the weights mutably may change them: rebuild kernel transforms.
+        self.scratch.invalidate();
         std::iter::once(&mut self.weight)
             .chain(&mut self.bias)
             .collect()
