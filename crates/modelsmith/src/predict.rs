@@ -73,7 +73,7 @@ impl Predictor {
     /// nothing once the network has seen a batch this large: the path for servers and loops.
     pub fn probabilities_into(&mut self, batch: &[f32], out: &mut [f32]) -> Result<()> {
         let (len, classes) = (self.input_len(), self.meta.num_classes);
-        if len == 0 || batch.len() % len != 0 {
+        if len == 0 || !batch.len().is_multiple_of(len) {
             return Err(Error::Config(format!(
                 "a batch of {} values is not a whole number of inputs of {len} values (shape {:?})",
                 batch.len(),
