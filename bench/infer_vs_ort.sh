@@ -2,7 +2,7 @@
 # Inference speed of the engine (through Predictor, the path of `modelsmith predict` and the
 # server) against onnxruntime on the ONNX export of the same model, same images, same machine.
 #
-#   [ROUNDS=3] [SECONDS=2] [THREADS=2] bench/infer_vs_ort.sh [MODEL_DIR]
+#   [ROUNDS=3] [SECONDS_PER_BATCH=2] [THREADS=2] bench/infer_vs_ort.sh [MODEL_DIR]
 #
 # Without MODEL_DIR it trains the seed CNN on the bundled digits for one epoch. The model is
 # exported with `modelsmith export --format onnx`; then, per round, the Rust example
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
-seconds=${SECONDS_PER_BATCH:-${SECONDS:-2}}
+seconds=${SECONDS_PER_BATCH:-2}  # (not SECONDS: bash counts time in it)
 threads=${THREADS:-2}
 peer=${PEER_PYTHON:-/tmp/peer/bin/python}
 target=${CARGO_TARGET_DIR:-target}
