@@ -39,6 +39,8 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Serve models over HTTP: KServe v2 inference, /predict, /metrics, dynamic batching.
     Serve(Box<commands::serve::ServeArgs>),
+    /// Write a deployment bundle (Dockerfile, Kubernetes, KServe, model card), or --verify one.
+    Deploy(Box<commands::deploy::DeployArgs>),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Studies(args) => commands::studies::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Serve(args) => commands::serve::run(*args),
+        Command::Deploy(args) => commands::deploy::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 //!   engine name `<layer>.<param>` (`weight`, `bias`, `gamma`, `beta`, `running_mean`,
 //!   `running_var`), conv kernels `[out, kh, kw, in]`, dense `[in, out]`, f32 little-endian.
 
+pub mod bundle;
 pub mod onnx;
 #[allow(clippy::all, missing_docs, rustdoc::all)]
 pub mod onnx_pb;
