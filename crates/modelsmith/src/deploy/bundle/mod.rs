@@ -164,7 +164,7 @@ impl Contents<'_> {
         }
         let onnx_skipped = match super::onnx::to_onnx(self.meta, self.net) {
             Ok(model) => {
-                write(&dir.join("model.onnx"), &super::onnx::encode(&model))?;
+                write(&dir.join("model.onnx"), super::onnx::encode(&model))?;
                 None
             }
             // The server does not need it: the bundle is still complete without it.

@@ -328,14 +328,18 @@ mod tests {
 
     #[test]
     fn requests_above_limits_are_refused() {
-        let mut r = Resources::default();
-        r.cpu_request = "4".into();
+        let r = Resources {
+            cpu_request: "4".into(),
+            ..Resources::default()
+        };
         assert!(check_resources(&r)
             .unwrap_err()
             .to_string()
             .contains("above"));
-        let mut r = Resources::default();
-        r.memory_request = "2Gi".into();
+        let r = Resources {
+            memory_request: "2Gi".into(),
+            ..Resources::default()
+        };
         assert!(check_resources(&r).is_err());
         check_resources(&Resources::default()).unwrap();
     }
