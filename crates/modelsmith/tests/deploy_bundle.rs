@@ -469,6 +469,7 @@ fn bundled_model_predicts_like_the_original_and_the_card_reports_it() {
         "multiplied by 0.003921569".to_string(),
         "## Intended use and limitations".to_string(),
         "sha256sum -c SHA256SUMS".to_string(),
+        format!("serve --model model --name {} --addr", summary.name),
         format!("/v2/models/{}/infer", summary.name),
         "/predict?top_k=3".to_string(),
         "python3 client.py digit.png".to_string(),

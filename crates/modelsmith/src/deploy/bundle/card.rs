@@ -314,7 +314,7 @@ fn run_it(out: &mut String, input: &CardInput) {
     };
     let _ = writeln!(
         out,
-        "Locally, without a container:\n\n```sh\n{bin} serve --model model --addr 127.0.0.1:{port}\n```\n\n\
+        "Locally, without a container (`--name`: the folder here is `model/`, the image names it `{name}`):\n\n```sh\n{bin} serve --model model --name {name} --addr 127.0.0.1:{port}\n```\n\n\
          With Docker (the build fails if any file does not match `{SUMS_FILE}`):\n\n```sh\n{build}\n\
          docker run --rm -p {port}:{port} -e MODELSMITH_TOKEN=secret {image}\n```\n\n\
          On Kubernetes (`k8s/`: Deployment with readiness and liveness probes on `/v2/health/ready` and \
