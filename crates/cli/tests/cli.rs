@@ -1,6 +1,9 @@
 //! End-to-end tests of the `modelsmith` binary on the real bundled digits, and its bad-input
 //! contract: exit code 2 and one line naming what and where.
 
+mod common;
+use common::{assert_bad_input, stderr};
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -11,10 +14,6 @@ fn modelsmith(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -23,20 +22,6 @@ fn json(out: &Output) -> serde_json::Value {
             stderr(out)
         )
     })
-}
-
-/// Asserts exit code 2, a single `error:` line, no panic, and that the line mentions `needle`.
-fn assert_bad_input(out: &Output, needle: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert!(
-        lines[0].to_lowercase().contains(&needle.to_lowercase()),
-        "error line should mention '{needle}': {}",
-        lines[0]
-    );
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! digits, the bundle's own copy of the binary serves predictions from the bundle's model,
 //! `--verify` passes and then catches a changed file, and bad input exits 2 with one line.
 
+mod common;
+use common::{assert_bad_input, stderr};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -17,24 +20,6 @@ fn run(program: &Path, args: &[&str]) -> Output {
 
 fn modelsmith(args: &[&str]) -> Output {
     run(Path::new(env!("CARGO_BIN_EXE_modelsmith")), args)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Exit code 2, one `error:` line mentioning `needle`, no panic.
-fn assert_bad_input(out: &Output, needle: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert!(
-        lines[0].to_lowercase().contains(&needle.to_lowercase()),
-        "error line should mention '{needle}': {}",
-        lines[0]
-    );
 }
 
 /// A seed CNN trained one epoch on 1,500 real digits, and the first test digit as a PNG.

@@ -1,6 +1,9 @@
 //! `modelsmith serve` as a process: bad model folders and addresses exit with 2 and one line;
 //! a real server starts, answers on loopback, and stops cleanly on SIGTERM.
 
+mod common;
+use common::assert_bad_input;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,20 +19,6 @@ fn modelsmith(args: &[&str]) -> Output {
         .env_remove("MODELSMITH_TOKEN")
         .output()
         .expect("the binary runs")
-}
-
-/// Asserts exit code 2 and a single `error:` line that mentions `needle`.
-fn assert_bad_input(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert!(
-        lines[0].to_lowercase().contains(&needle.to_lowercase()),
-        "error line should mention '{needle}': {}",
-        lines[0]
-    );
 }
 
 /// A small MLP trained on 300 real digits: enough for a server to load and answer.

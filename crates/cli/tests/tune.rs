@@ -2,6 +2,9 @@
 //! (kill -9 mid-trial, then the same command again), several processes on one file, the
 //! reports, and the bad-input contract.
 
+mod common;
+use common::{assert_bad_input, stderr};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -15,23 +18,6 @@ fn modelsmith(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_bad_input(out: &Output, needle: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert!(
-        lines[0].to_lowercase().contains(&needle.to_lowercase()),
-        "error line should mention '{needle}': {}",
-        lines[0]
-    );
 }
 
 /// A small two-class table (two informative columns, one noise column): trials on it take
