@@ -4,6 +4,7 @@
 //! written); 2 bad input (flags, configs, data or model files), reported as one line.
 
 mod commands;
+mod next_steps;
 mod progress;
 mod study_progress;
 

@@ -157,11 +157,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         report.images_per_second,
         report.params
     );
+    eprintln!("saved {}", args.out.display());
     eprintln!(
-        "saved {}  (next: modelsmith evaluate --model {} --data {})",
-        args.out.display(),
-        args.out.display(),
-        config.data
+        "{}",
+        crate::next_steps::after_train(&args.out, &config.data)
     );
     finish_json(args.json, &report)
 }

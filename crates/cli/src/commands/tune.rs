@@ -165,6 +165,10 @@ pub fn run(args: TuneArgs) -> Result<()> {
                 f.out.display()
             );
         }
+        eprintln!(
+            "{}",
+            crate::next_steps::after_study(&args.storage, &report.study)
+        );
     }
     if args.json {
         print_json(&report);
