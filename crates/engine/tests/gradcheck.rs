@@ -556,6 +556,15 @@ fn conv2d_fast_paths() {
             Activation::Linear,
         ),
         (
+            // 80 output channels: a full 64-column panel of the Winograd products and a 16-wide one.
+            "winograd 3x3 same relu 16->80",
+            16,
+            80,
+            3,
+            Padding::Same,
+            Activation::Relu,
+        ),
+        (
             "winograd 3x3 valid elu 32->16",
             32,
             16,

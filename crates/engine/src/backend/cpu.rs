@@ -951,7 +951,10 @@ impl Backend for Cpu {
         accumulate: bool,
     ) {
         if m == 1 && !trans_a && !trans_b && a.len() >= k && b.len() >= k * n && c.len() >= n {
-            // One row (a dense layer at batch 1): a streaming pass over b's rows.
+            // One row (a dense layer at batch 1): the row of c stays in registers when it can.
+            if super::panel_gemm::supports(n) {
+                return super::panel_gemm::gemm(1, n, k, a, k, b, c, n, accumulate);
+            }
             return gemv_rows(&mut c[..n], &a[..k], &b[..k * n], accumulate);
         }
         let t = threads();

@@ -24,6 +24,7 @@
 mod bands;
 mod cpu;
 mod direct;
+mod panel_gemm;
 pub(crate) mod simd;
 mod winograd;
 

@@ -326,33 +326,18 @@ pub(super) fn forward_chunk(
         for e in 0..16 {
             // M[:, e, :] [t, co] = V[:, e, :] [t, ci] · U[e] [ci, co]; V and M interleave the 16
             // positions per tile (row stride 16·c), so each tile's transforms read and write one
-            // contiguous block.
-            // SAFETY: row r of the lhs is at offset (16r + e)·ci < 16·t·ci ≤ len(v), columns
-            // < ci; likewise for dst in `m` with co; U[e] is within `u` (asserted above); `m` is
-            // exclusively borrowed and does not alias `v` or `u`.
-            unsafe {
-                gemm::gemm(
-                    t,
-                    co,
-                    ci,
-                    bufs.m.as_mut_ptr().add(e * co),
-                    1,
-                    (16 * co) as isize,
-                    false,
-                    bufs.v.as_ptr().add(e * ci),
-                    1,
-                    (16 * ci) as isize,
-                    u.as_ptr().add(e * ci * co),
-                    1,
-                    co as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            // contiguous block. The panel kernel reads those strided rows in place.
+            super::panel_gemm::gemm(
+                t,
+                co,
+                ci,
+                &bufs.v[e * ci..],
+                16 * ci,
+                &u[e * ci * co..(e + 1) * ci * co],
+                &mut bufs.m[e * co..],
+                16 * co,
+                false,
+            );
         }
         let span = i0 * out_img..(i0 + nb) * out_img;
         let p = pre.as_deref_mut().map(|p| &mut p[span.clone()]);
