@@ -87,11 +87,13 @@ fn sgemm(
         return;
     }
     // (row stride, column stride) of op(a) and op(b).
-    let (a_rs, a_cs) = if trans_a {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
+    let (a_rs, a_cs) = if trans_a { (1, m) } else { (k, 1) };
+    if !trans_b && matches!(par, Parallelism::None) && super::panel_gemm::supports(n) {
+        // Single-threaded with B's rows contiguous: the AVX-512 register-panel kernel, which
+        // reads both operands in place instead of packing them.
+        return super::panel_gemm::gemm(m, n, k, a, (a_rs, a_cs), b, c, n, accumulate);
+    }
+    let (a_rs, a_cs) = (a_rs as isize, a_cs as isize);
     let (b_rs, b_cs) = if trans_b {
         (1, k as isize)
     } else {
@@ -953,7 +955,7 @@ impl Backend for Cpu {
         if m == 1 && !trans_a && !trans_b && a.len() >= k && b.len() >= k * n && c.len() >= n {
             // One row (a dense layer at batch 1): the row of c stays in registers when it can.
             if super::panel_gemm::supports(n) {
-                return super::panel_gemm::gemm(1, n, k, a, k, b, c, n, accumulate);
+                return super::panel_gemm::gemm(1, n, k, a, (k, 1), b, c, n, accumulate);
             }
             return gemv_rows(&mut c[..n], &a[..k], &b[..k * n], accumulate);
         }

@@ -8,8 +8,8 @@
 //! arithmetic. Here a panel of up to 6 rows by 64 columns of `C` (24 zmm registers) is kept in
 //! registers for the whole reduction: per step of `k`, four vector loads of `B`'s row, one
 //! broadcast of each `A` value from memory and 24 FMAs. Nothing is packed: `A` is read in place
-//! (any row stride, so the Winograd buffers with interleaved positions work as they are) and
-//! `B`'s rows are contiguous. At `m` = 1 (a dense layer at batch 1) this is a matrix-vector
+//! with any row and column strides (so the Winograd buffers with interleaved positions and the
+//! transposed operand of a weight gradient work as they are) and `B`'s rows are contiguous. At `m` = 1 (a dense layer at batch 1) this is a matrix-vector
 //! product whose four accumulators are independent chains, so the FMA latency is hidden.
 
 use super::simd::{level, Level};
@@ -24,9 +24,10 @@ pub(super) fn supports(n: usize) -> bool {
     n > 0 && n.is_multiple_of(L) && level() == Level::Avx512
 }
 
-/// `c[i·ldc + j] (+)= Σ_t a[i·lda + t] · b[t·n + j]` for `i < m`, `j < n`, `t < k`: `B` is
-/// row-major `[k, n]`; `A` and `C` have row strides `lda` and `ldc` (elements). With
-/// `accumulate` the product is added to `C`, otherwise it overwrites it. Requires
+/// `c[i·ldc + j] (+)= Σ_t a[i·a_rs + t·a_cs] · b[t·n + j]` for `i < m`, `j < n`, `t < k`: `B` is
+/// row-major `[k, n]`; `A` has row and column strides `(a_rs, a_cs)` (elements; `(k, 1)` for a
+/// row-major `A`, `(1, m)` for the transpose of a row-major `[k, m]`), `C` row stride `ldc`.
+/// With `accumulate` the product is added to `C`, otherwise it overwrites it. Requires
 /// [`supports`]`(n)`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
@@ -34,7 +35,7 @@ pub(super) fn gemm(
     n: usize,
     k: usize,
     a: &[f32],
-    lda: usize,
+    (a_rs, a_cs): (usize, usize),
     b: &[f32],
     c: &mut [f32],
     ldc: usize,
@@ -44,8 +45,11 @@ pub(super) fn gemm(
     if m == 0 {
         return;
     }
-    assert!(lda >= k && ldc >= n);
-    assert!(a.len() >= (m - 1) * lda + k, "panel gemm: lhs too short");
+    assert!(ldc >= n);
+    assert!(
+        k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
+        "panel gemm: lhs too short"
+    );
     assert!(b.len() >= k * n, "panel gemm: rhs too short");
     assert!(c.len() >= (m - 1) * ldc + n, "panel gemm: dst too short");
     #[cfg(target_arch = "x86_64")]
@@ -53,21 +57,14 @@ pub(super) fn gemm(
     // rows `< k` of `b` are within the lengths asserted above.
     unsafe {
         let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        let lda = (a_rs, a_cs);
         let mut r = 0;
         while r + ROWS <= m {
-            columns::<ROWS>(
-                a.add(r * lda),
-                lda,
-                b,
-                c.add(r * ldc),
-                ldc,
-                n,
-                k,
-                accumulate,
-            );
+            let (ar, cr) = (a.add(r * a_rs), c.add(r * ldc));
+            columns::<ROWS>(ar, lda, b, cr, ldc, n, k, accumulate);
             r += ROWS;
         }
-        let (a, c) = (a.add(r * lda), c.add(r * ldc));
+        let (a, c) = (a.add(r * a_rs), c.add(r * ldc));
         match m - r {
             0 => {}
             1 => columns::<1>(a, lda, b, c, ldc, n, k, accumulate),
@@ -87,7 +84,7 @@ pub(super) fn gemm(
 #[allow(clippy::too_many_arguments)]
 unsafe fn columns<const R: usize>(
     a: *const f32,
-    lda: usize,
+    lda: (usize, usize),
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -115,7 +112,7 @@ unsafe fn columns<const R: usize>(
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel<const R: usize, const V: usize>(
     a: *const f32,
-    lda: usize,
+    lda: (usize, usize),
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -138,7 +135,7 @@ unsafe fn panel<const R: usize, const V: usize>(
             *x = _mm512_loadu_ps(b.add(t * ldb + v * L));
         }
         for (i, row) in acc.iter_mut().enumerate() {
-            let x = _mm512_set1_ps(*a.add(i * lda + t));
+            let x = _mm512_set1_ps(*a.add(i * lda.0 + t * lda.1));
             for (v, y) in row.iter_mut().enumerate() {
                 *y = _mm512_fmadd_ps(x, bv[v], *y);
             }
@@ -170,11 +167,21 @@ mod tests {
                 for k in [1, 9, 32] {
                     let (lda, ldc) = (k + 3, n + 16);
                     let a: Vec<f32> = (0..m * lda).map(|i| value(i, 1)).collect();
+                    // The same A stored transposed, [k, m + 2].
+                    let at: Vec<f32> = (0..k * (m + 2))
+                        .map(|j| match (j % (m + 2), j / (m + 2)) {
+                            (i, t) if i < m => a[i * lda + t],
+                            _ => f32::NAN,
+                        })
+                        .collect();
                     let b: Vec<f32> = (0..k * n).map(|i| value(i, 2)).collect();
-                    for accumulate in [false, true] {
+                    let layouts = [(&a, (lda, 1)), (&at, (1, m + 2))];
+                    for ((a_mem, strides), accumulate) in
+                        layouts.into_iter().flat_map(|l| [(l, false), (l, true)])
+                    {
                         let start: Vec<f32> = (0..m * ldc).map(|i| value(i, 3)).collect();
                         let mut c = start.clone();
-                        gemm(m, n, k, &a, lda, &b, &mut c, ldc, accumulate);
+                        gemm(m, n, k, a_mem, strides, &b, &mut c, ldc, accumulate);
                         for i in 0..m {
                             for j in 0..ldc {
                                 let got = c[i * ldc + j];
@@ -186,7 +193,7 @@ mod tests {
                                 let want = dot + if accumulate { start[i * ldc + j] } else { 0.0 };
                                 assert!(
                                     (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                                    "m={m} n={n} k={k} acc={accumulate} [{i},{j}]: {got} vs {want}"
+                                    "m={m} n={n} k={k} {strides:?} acc={accumulate} [{i},{j}]: {got} vs {want}"
                                 );
                             }
                         }

@@ -332,7 +332,7 @@ pub(super) fn forward_chunk(
                 co,
                 ci,
                 &bufs.v[e * ci..],
-                16 * ci,
+                (16 * ci, 1),
                 &u[e * ci * co..(e + 1) * ci * co],
                 &mut bufs.m[e * co..],
                 16 * co,
