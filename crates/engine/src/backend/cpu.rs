@@ -811,6 +811,31 @@ simd_fn! {
 }
 
 simd_fn! {
+    /// [`max_pool2x2_image`] without the argmax (inference): a lane-wise max of the four pixels.
+    fn max_pool2x2_values(y: &mut [f32], x: &[f32], g: &PoolGeom) {
+        let (c, w) = (g.c, g.w);
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let i00 = (2 * oy * w + 2 * ox) * c;
+                let (i01, i10) = (i00 + c, i00 + w * c);
+                let i11 = i10 + c;
+                let o = (oy * g.ow + ox) * c;
+                let (xa, xb) = (&x[i00..i00 + c], &x[i01..i01 + c]);
+                let (xc, xd) = (&x[i10..i10 + c], &x[i11..i11 + c]);
+                for (k, out) in y[o..o + c].iter_mut().enumerate() {
+                    // In scan order with `>`, exactly as with the argmax (NaNs included).
+                    let mut m = xa[k];
+                    for v in [xb[k], xc[k], xd[k]] {
+                        m = if v > m { v } else { m };
+                    }
+                    *out = m;
+                }
+            }
+        }
+    }
+}
+
+simd_fn! {
     /// Backward of [`max_pool2x2_image`]: `dx += dy` at each window's argmax, as a dense pass
     /// over the four pixels of every window (sequential and vectorised, unlike the scatter).
     fn max_pool2x2_backward_image(dx: &mut [f32], dy: &[f32], am: &[u32], g: &PoolGeom) {
@@ -833,7 +858,8 @@ simd_fn! {
 }
 
 simd_fn! {
-    fn max_pool_image(y: &mut [f32], am: &mut [u32], x: &[f32], g: &PoolGeom) {
+    fn max_pool_image(y: &mut [f32], am: Option<&mut [u32]>, x: &[f32], g: &PoolGeom) {
+        let mut am = am;
         let c = g.c;
         for oy in 0..g.oh {
             let y0 = (oy * g.stride) as isize - g.pad_top as isize;
@@ -848,7 +874,7 @@ simd_fn! {
                     ((x0 + g.k as isize).min(g.w as isize)) as usize,
                 );
                 let o = (oy * g.ow + ox) * c;
-                let (out, idx) = (&mut y[o..o + c], &mut am[o..o + c]);
+                let out = &mut y[o..o + c];
                 // Pass 1: the maximum (a plain vector max over the window).
                 let first = (ky0 * g.w + kx0) * c;
                 out.copy_from_slice(&x[first..first + c]);
@@ -860,7 +886,12 @@ simd_fn! {
                         }
                     }
                 }
-                // Pass 2: where it was, scanning the window backwards so the first maximum wins.
+                // Pass 2 (training only): where it was, scanning the window backwards so the first
+                // maximum wins.
+                let Some(am) = am.as_deref_mut() else {
+                    continue;
+                };
+                let idx = &mut am[o..o + c];
                 for iy in (ky0..ky1).rev() {
                     for ix in (kx0..kx1).rev() {
                         let base = (iy * g.w + ix) * c;
@@ -1133,20 +1164,18 @@ impl Backend for Cpu {
         }
     }
 
-    fn max_pool_forward(&self, y: &mut [f32], argmax: &mut [u32], x: &[f32], g: &PoolGeom) {
+    fn max_pool_forward(&self, y: &mut [f32], argmax: Option<&mut [u32]>, x: &[f32], g: &PoolGeom) {
         let fast = is_pool2x2(g) && pool_fast_on();
         let (per, chunks) = batch_split(g.n);
         let (in_img, out_img) = (g.h * g.w * g.c, g.oh * g.ow * g.c);
-        let run = |y: &mut [f32], am: &mut [u32], x: &[f32]| {
-            for ((y, am), x) in y
-                .chunks_exact_mut(out_img)
-                .zip(am.chunks_exact_mut(out_img))
-                .zip(x.chunks_exact(in_img))
-            {
-                if fast {
-                    max_pool2x2_image(y, am, x, g);
-                } else {
-                    max_pool_image(y, am, x, g);
+        let run = |y: &mut [f32], am: Option<&mut [u32]>, x: &[f32]| {
+            let mut ams = am.map(|am| am.chunks_exact_mut(out_img));
+            for (y, x) in y.chunks_exact_mut(out_img).zip(x.chunks_exact(in_img)) {
+                match (ams.as_mut().and_then(|a| a.next()), fast) {
+                    (Some(am), true) => max_pool2x2_image(y, am, x, g),
+                    (Some(am), false) => max_pool_image(y, Some(am), x, g),
+                    (None, true) => max_pool2x2_values(y, x, g),
+                    (None, false) => max_pool_image(y, None, x, g),
                 }
             }
         };
@@ -1154,10 +1183,14 @@ impl Backend for Cpu {
             // Not worth a trip to the pool.
             return run(y, argmax, x);
         }
-        y.par_chunks_mut(per * out_img)
-            .zip(argmax.par_chunks_mut(per * out_img))
-            .zip(x.par_chunks(per * in_img))
-            .for_each(|((y, am), x)| run(y, am, x));
+        let (ys, xs) = (y.par_chunks_mut(per * out_img), x.par_chunks(per * in_img));
+        match argmax {
+            Some(am) => ys
+                .zip(am.par_chunks_mut(per * out_img))
+                .zip(xs)
+                .for_each(|((y, am), x)| run(y, Some(am), x)),
+            None => ys.zip(xs).for_each(|(y, x)| run(y, None, x)),
+        }
     }
 
     fn max_pool_backward(&self, dx: &mut [f32], dy: &[f32], argmax: &[u32], g: &PoolGeom) {
@@ -1666,10 +1699,16 @@ mod tests {
             let out = g.oh * g.ow * c;
             let (mut y0, mut a0) = (vec![0.0; out], vec![0u32; out]);
             let (mut y1, mut a1) = (vec![1.0; out], vec![9u32; out]);
-            max_pool_image(&mut y0, &mut a0, &x, &g);
+            max_pool_image(&mut y0, Some(&mut a0), &x, &g);
             max_pool2x2_image(&mut y1, &mut a1, &x, &g);
             assert_eq!(y0, y1, "{h}x{w}x{c} values");
             assert_eq!(a0, a1, "{h}x{w}x{c} argmax");
+            // Inference skips the argmax; the values must not change.
+            let (mut y2, mut y3) = (vec![2.0; out], vec![3.0; out]);
+            max_pool_image(&mut y2, None, &x, &g);
+            max_pool2x2_values(&mut y3, &x, &g);
+            assert_eq!(y0, y2, "{h}x{w}x{c} values without argmax");
+            assert_eq!(y0, y3, "{h}x{w}x{c} 2x2 values without argmax");
             let dy = random(out, 8);
             let mut dx0 = random(h * w * c, 9);
             let mut dx1 = dx0.clone();

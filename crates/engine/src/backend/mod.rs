@@ -204,9 +204,10 @@ pub trait Backend: Send + Sync {
         scratch: &mut Scratch,
     );
 
-    /// Max pooling; `argmax[i]` receives, for output `i`, the index of the chosen input element
-    /// within its example (so the backward pass is a scatter).
-    fn max_pool_forward(&self, y: &mut [f32], argmax: &mut [u32], x: &[f32], g: &PoolGeom);
+    /// Max pooling; `argmax[i]`, when given, receives for output `i` the index of the chosen
+    /// input element within its example (so the backward pass is a scatter). Inference passes
+    /// `None` and skips that bookkeeping.
+    fn max_pool_forward(&self, y: &mut [f32], argmax: Option<&mut [u32]>, x: &[f32], g: &PoolGeom);
 
     /// `dx[argmax[i]] += dy[i]` per example.
     fn max_pool_backward(&self, dx: &mut [f32], dy: &[f32], argmax: &[u32], g: &PoolGeom);

@@ -90,13 +90,23 @@ impl Layer for MaxPool2d {
         Ok(vec![g.oh, g.ow, g.c])
     }
 
-    fn forward(&mut self, out: &mut Tensor, inputs: &[&Tensor], _mode: Mode) {
+    fn forward(&mut self, out: &mut Tensor, inputs: &[&Tensor], mode: Mode) {
         let x = inputs[0];
         let g = geom_of("max_pool2d", self.k, self.stride, self.padding, x);
         out.resize(&[g.n, g.oh, g.ow, g.c]);
-        self.argmax.resize(out.len(), 0);
+        // Only training needs the winners' positions (for the backward pass).
+        let argmax = match mode {
+            Mode::Train => {
+                self.argmax.resize(out.len(), 0);
+                Some(&mut self.argmax[..])
+            }
+            Mode::Eval => {
+                self.argmax.clear();
+                None
+            }
+        };
         self.backend
-            .max_pool_forward(&mut out.data, &mut self.argmax, &x.data, &g);
+            .max_pool_forward(&mut out.data, argmax, &x.data, &g);
     }
 
     fn backward(
@@ -107,6 +117,11 @@ impl Layer for MaxPool2d {
         inputs: &[&Tensor],
     ) {
         let g = geom_of("max_pool2d", self.k, self.stride, self.padding, inputs[0]);
+        assert_eq!(
+            self.argmax.len(),
+            dout.len(),
+            "max_pool2d: backward needs a training-mode forward pass"
+        );
         if let Some(dx) = dinputs[0].as_deref_mut() {
             self.backend
                 .max_pool_backward(&mut dx.data, &dout.data, &self.argmax, &g);
