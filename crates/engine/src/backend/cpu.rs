@@ -341,7 +341,7 @@ enum ConvPath {
     Gemm,
     /// Small patch: [`direct`] kernels.
     Direct,
-    /// Stride-1 3x3 with many channels: [`winograd`] F(2x2, 3x3).
+    /// Stride-1 3x3 with many channels: [`winograd`] F(4x4, 3x3).
     Winograd,
 }
 
@@ -371,7 +371,7 @@ fn prepared_kernel<'a>(
     let len = match path {
         ConvPath::Gemm => return w,
         ConvPath::Direct => g.patch() * g.c_out,
-        ConvPath::Winograd => 16 * g.c_in * g.c_out,
+        ConvPath::Winograd => winograd::kernel_len(g),
     };
     if *key != Some(want) {
         ensure(buf, len);
@@ -1107,11 +1107,11 @@ impl Backend for Cpu {
                 };
                 ensure(wr, w.len());
                 winograd::rotate_kernel(wr, w, g);
-                ensure(u, 16 * dg.c_in * dg.c_out);
+                ensure(u, winograd::kernel_len(&dg));
                 winograd::transform_kernel(u, &wr[..w.len()], &dg);
                 Some(WinoGrad {
                     g: dg,
-                    u: &u[..16 * dg.c_in * dg.c_out],
+                    u: &u[..winograd::kernel_len(&dg)],
                 })
             }
             _ => None,
@@ -1443,7 +1443,7 @@ mod tests {
             let x = random(in_len, 11);
             let w = random(g.c_out * g.patch(), 12);
             let bias = random(g.c_out, 13);
-            let mut u = vec![0.0; 16 * g.c_in * g.c_out];
+            let mut u = vec![0.0; winograd::kernel_len(&g)];
             winograd::transform_kernel(&mut u, &w, &g);
             for act in [Activation::Relu, Activation::Linear, Activation::Gelu] {
                 let mut cols = vec![];
@@ -1506,7 +1506,7 @@ mod tests {
             let dy = random(out_len, 24);
             let mut wr = vec![0.0; w.len()];
             winograd::rotate_kernel(&mut wr, &w, &g);
-            let mut u = vec![0.0; 16 * dg.c_in * dg.c_out];
+            let mut u = vec![0.0; winograd::kernel_len(&dg)];
             winograd::transform_kernel(&mut u, &wr, &dg);
             let run = |wino: Option<WinoGrad<'_>>| {
                 let mut b: Vec<Vec<f32>> = vec![vec![]; 7];
