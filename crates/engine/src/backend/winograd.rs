@@ -140,6 +140,12 @@ unsafe fn at(m: [std::arch::x86_64::__m512; SIDE]) -> [std::arch::x86_64::__m512
     ]
 }
 
+/// Rows of `m` as columns (the transforms work column by column, then row by row).
+#[inline(always)]
+fn transpose<T: Copy, const R: usize, const C: usize>(m: [[T; R]; C]) -> [[T; C]; R] {
+    std::array::from_fn(|i| std::array::from_fn(|j| m[j][i]))
+}
+
 /// `v[tile, e, :] = (Bᵀ d B)[e]` for every tile of `nb` images of `x [nb, h, w, c_in]`;
 /// `zeros` (at least `c_in` zeros) stands in for padding pixels.
 fn input_transform(v: &mut [f32], x: &[f32], zeros: &[f32], nb: usize, g: &ConvGeom) {
@@ -191,15 +197,11 @@ unsafe fn input_transform_avx512(
                 let out = v.add(tile * POSITIONS * ci);
                 for c0 in (0..ci).step_by(L) {
                     // t = Bᵀ d, one column j at a time; then out = t B, one row i at a time.
-                    let mut t = [[_mm512_setzero_ps(); SIDE]; SIDE];
-                    for j in 0..SIDE {
-                        let d = std::array::from_fn(|i| _mm512_loadu_ps(src[i][j].add(c0)));
-                        for (i, r) in bt(d).into_iter().enumerate() {
-                            t[i][j] = r;
-                        }
-                    }
-                    for (i, r) in t.into_iter().enumerate() {
-                        for (j, ov) in bt(r).into_iter().enumerate() {
+                    let cols: [_; SIDE] = std::array::from_fn(|j| {
+                        bt(std::array::from_fn(|i| _mm512_loadu_ps(src[i][j].add(c0))))
+                    });
+                    for (i, row) in transpose(cols).into_iter().enumerate() {
+                        for (j, ov) in bt(row).into_iter().enumerate() {
                             _mm512_storeu_ps(out.add((i * SIDE + j) * ci + c0), ov);
                         }
                     }
@@ -274,24 +276,19 @@ unsafe fn output_transform_avx512(
                 for c0 in (0..co).step_by(L) {
                     let ld = |e: usize| _mm512_loadu_ps(m.add((tile * POSITIONS + e) * co + c0));
                     // t = Aᵀ m (4x6), one column j at a time.
-                    let mut t = [[zero; SIDE]; OUT];
-                    for j in 0..SIDE {
-                        let col = at(std::array::from_fn(|i| ld(i * SIDE + j)));
-                        for (i, r) in col.into_iter().enumerate() {
-                            t[i][j] = r;
-                        }
-                    }
+                    let cols: [_; SIDE] =
+                        std::array::from_fn(|j| at(std::array::from_fn(|i| ld(i * SIDE + j))));
                     let b = match bias {
                         Some(b) => _mm512_loadu_ps(b.add(c0)),
                         None => zero,
                     };
-                    for (i, r) in t.into_iter().enumerate() {
+                    for (i, row) in transpose(cols).into_iter().enumerate() {
                         let oy = OUT * ty + i;
                         if oy >= g.oh {
                             break;
                         }
                         // out = t A + b, one row at a time.
-                        for (j, v) in at(r).into_iter().enumerate() {
+                        for (j, v) in at(row).into_iter().enumerate() {
                             let ox = OUT * tx + j;
                             if ox >= g.ow {
                                 break;
