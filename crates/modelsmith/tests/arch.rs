@@ -827,6 +827,7 @@ fn aging_evolution_mutates_tournament_winners_and_resumes_from_storage() {
             resume: false,
             checkpoints: false,
             evaluate_test: false,
+            initial: None,
         };
         let report =
             train_with(&train, &data, &options, &mut Silent).map_err(TrialError::failed)?;

@@ -20,7 +20,8 @@ use super::schedule::LrScheduler;
 use super::TrainConfig;
 use crate::data::{Dataset, LoadedData};
 use crate::model::{
-    build_network, save_model, ModelMeta, ModelSpec, WeightSnapshot, MODEL_FORMAT_VERSION,
+    build_network, save_model, ModelMeta, ModelSpec, NamedTensors, WeightSnapshot,
+    MODEL_FORMAT_VERSION,
 };
 use crate::{Error, Result};
 
@@ -48,6 +49,12 @@ pub struct TrainReport {
     pub macs_per_example: u64,
     /// Forward-pass floating-point operations per example (2 per multiply-accumulate).
     pub flops_per_example: u64,
+    /// With [`TrainOptions::initial`]: how many tensors came from it, and the validation
+    /// accuracy before the first step (a morphed parent's child starts where the parent ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inherited_tensors: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_val_accuracy: Option<f32>,
     pub out: PathBuf,
 }
 
@@ -63,6 +70,10 @@ pub struct TrainOptions<'a> {
     /// Measure the test split at the end. A search turns this off: it must decide on the
     /// validation split only (the report's test figures are then NaN).
     pub evaluate_test: bool,
+    /// Start from these weights instead of the seed's initialisation: every tensor whose name
+    /// and shape match is copied (an architecture search's child starts from its parent's
+    /// trained, possibly morphed, weights); the rest keep their fresh values.
+    pub initial: Option<&'a NamedTensors>,
 }
 
 /// Trains `config.model` on `data` and saves the model folder to `out` (with `metrics.jsonl`
@@ -79,6 +90,7 @@ pub fn train(
         resume,
         checkpoints: true,
         evaluate_test: true,
+        initial: None,
     };
     train_with(config, data, &options, observer)
 }
@@ -112,6 +124,14 @@ pub fn train_with(
     }
     let spec = ModelSpec::resolve(&config.model, num_classes)?;
     let mut net = build_network(&spec, &train_set.shape, num_classes, config.seed)?;
+    let (mut inherited_tensors, mut initial_val_accuracy) = (None, None);
+    if let Some(initial) = options.initial {
+        let inherited = crate::arch::inherit(&mut net, initial);
+        inherited_tensors = Some(inherited.copied.len());
+        if !val_set.is_empty() {
+            initial_val_accuracy = Some(evaluate(&mut net, &val_set).1);
+        }
+    }
     let mut optimizer = Optimizer::new(config.optimizer_config());
     let batch_sizer = BatchSizer::new(config.batch_schedule.clone(), config.batch_size);
     let steps_per_epoch = train_set.len().div_ceil(config.batch_size) as u64;
@@ -232,6 +252,8 @@ pub fn train_with(
         params: net.param_count(),
         macs_per_example: net.macs_per_example(),
         flops_per_example: 2 * net.macs_per_example(),
+        inherited_tensors,
+        initial_val_accuracy,
         out: out.map(Path::to_path_buf).unwrap_or_default(),
     };
     let Some(out) = out else {

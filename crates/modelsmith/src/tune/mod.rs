@@ -194,6 +194,7 @@ pub fn retrain_best(
         resume: false,
         checkpoints: false,
         evaluate_test: true,
+        initial: None,
     };
     train_with(&config, data, &options, &mut crate::train::Silent)
 }
@@ -226,6 +227,7 @@ fn objective(
         resume: false,
         checkpoints: false,
         evaluate_test: false,
+        initial: None,
     };
     let result = train_with(&train_config, data, &options, &mut reporter);
     let PruningReporter { pruned, error, .. } = reporter;
