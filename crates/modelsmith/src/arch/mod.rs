@@ -1,4 +1,4 @@
-//! Architecture search, phase 1: the space and the moves through it.
+//! Architecture search: the space, the moves through it, and the strategies that choose them.
 //!
 //! - [`space`]: the [`Genome`] (image blocks + head, or an MLP), its [`ModelSpec`] with stable
 //!   layer names, the [`SpaceLimits`] and their checks, a seeded random sampler.
@@ -6,13 +6,17 @@
 //!   checked against the limits.
 //! - [`morph`]: weight transfer from a trained parent: function-preserving widen (Net2Net) and
 //!   deepen (identity layers), and inheritance by name for every other mutation.
+//! - [`evolve`] and [`strategy`]: aging evolution, a morphism hill-climb and random search,
+//!   all stateless over the study's storage.
 //!
 //! [`ModelSpec`]: crate::model::ModelSpec
 
+mod describe;
 pub mod evolve;
 pub mod morph;
 pub mod mutate;
 pub mod space;
+pub mod strategy;
 
 pub use evolve::{propose, EvolutionConfig, EvolveError, Proposal};
 pub use morph::{
@@ -23,6 +27,7 @@ pub use space::{
     Block, BlockOp, ConvParams, Cost, Genome, Head, HeadPooling, Hidden, ImageGenome, PoolKind,
     SpaceLimits, TableGenome,
 };
+pub use strategy::{Strategy, StrategyKind, STRATEGIES};
 
 use crate::model::ModelError;
 
