@@ -5,6 +5,7 @@
 //! training loop. The numeric work happens in the `modelsmith-engine` crate.
 
 pub mod arch;
+pub mod auto;
 pub mod data;
 pub mod deploy;
 mod error;

@@ -1,0 +1,156 @@
+//! The end of a search: the best trial's network, trained further on train+validation within
+//! the time left, tested once, saved as a model folder with `model.onnx` beside it.
+//!
+//! The final training starts from the best trial's trained weights (its lineage's training is
+//! what made it best; starting over would throw that away) and runs as many epochs as the
+//! final share of the budget allows, with a cosine decay to zero. Without those weights (the
+//! trial's folder is gone) it trains from scratch the same way.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::artifacts::Artifacts;
+use super::{measure, AutoConfig, AutoObserver};
+use crate::arch::evolve::GENOME_ATTR;
+use crate::arch::Genome;
+use crate::data::LoadedData;
+use crate::deploy::{export, ExportFormat};
+use crate::model::read_weights_file;
+use crate::search::FrozenTrial;
+use crate::train::schedule::LrSchedule;
+use crate::train::{train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions};
+use crate::{Error, Result};
+
+/// Share of the time left that epochs may fill (the rest: testing, latency, ONNX export).
+const EPOCH_SHARE: f64 = 0.85;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FinalModel {
+    pub trial: u64,
+    pub architecture: String,
+    pub params: usize,
+    pub flops: u64,
+    pub latency_ms: f64,
+    /// The trial's validation accuracy (the search's judgement).
+    pub val_accuracy: f64,
+    pub test_accuracy: f32,
+    pub test_loss: f32,
+    pub epochs: u32,
+    pub train_seconds: f64,
+    /// `trial N's weights` or `scratch`.
+    pub start: String,
+    pub out: PathBuf,
+    pub onnx: PathBuf,
+}
+
+pub(super) struct Finalizer<'a> {
+    pub config: &'a AutoConfig,
+    pub data: &'a LoadedData,
+    pub artifacts: &'a Artifacts,
+    pub input_shape: &'a [usize],
+    pub num_classes: usize,
+    pub observer: &'a dyn AutoObserver,
+}
+
+impl Finalizer<'_> {
+    pub fn run(&self, best: &FrozenTrial, out: &Path, time_left: Duration) -> Result<FinalModel> {
+        let bad = |what: &str| Error::Config(format!("trial {}: no {what} recorded", best.number));
+        let genome: Genome = best
+            .attrs
+            .get(GENOME_ATTR)
+            .and_then(|g| serde_json::from_value(g.clone()).ok())
+            .ok_or_else(|| bad("genome"))?;
+        let trained: TrainConfig = best
+            .attrs
+            .get("config")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .ok_or_else(|| bad("training config"))?;
+        let weights = self
+            .artifacts
+            .weights_of(best)
+            .and_then(|p| read_weights_file(&p).ok());
+        let start = match &weights {
+            Some(_) => format!("trial {}'s weights", best.number),
+            None => "scratch".to_string(),
+        };
+
+        // Seconds per epoch on all the training data, from the trial's own epochs.
+        let report = best.attrs.get("report");
+        let field = |k: &str| report.and_then(|r| r.get(k)).and_then(|v| v.as_f64());
+        let per_epoch = match (field("train_seconds"), field("epochs_run")) {
+            (Some(s), Some(e)) if e >= 1.0 => s / e / (1.0 - self.config.validation_split as f64),
+            _ => f64::INFINITY,
+        };
+        let fit = (time_left.as_secs_f64() * EPOCH_SHARE / per_epoch).floor();
+        let epochs = (fit as u32).clamp(1, self.config.max_final_epochs.max(1));
+
+        std::fs::create_dir_all(out)
+            .map_err(|e| Error::io(out, format!("cannot create folder: {e}")))?;
+        let spec_path = self.artifacts.root().join("final-spec.json");
+        let spec = genome.to_spec(self.input_shape, self.num_classes);
+        std::fs::write(
+            &spec_path,
+            serde_json::to_string_pretty(&spec).expect("specs serialize"),
+        )
+        .map_err(|e| Error::io(&spec_path, e))?;
+        let mut config = trained;
+        config.model = spec_path.display().to_string();
+        config.validation_split = 0.0;
+        config.epochs = epochs;
+        config.decay = 0.0;
+        config.schedule = LrSchedule::Cosine {
+            warmup_epochs: 0,
+            min_lr: 0.0,
+        };
+        config.early_stopping.patience = 0;
+        config.early_stopping.restore_best = false;
+        self.observer.on_message(&format!(
+            "final: trial {} ({}) on train+validation for {epochs} epoch(s) from {start}",
+            best.number, genome
+        ));
+        let options = TrainOptions {
+            out: Some(out),
+            resume: false,
+            checkpoints: false,
+            evaluate_test: true,
+            initial: weights.as_ref(),
+        };
+        let mut progress = FinalProgress {
+            observer: self.observer,
+            epochs,
+        };
+        let report = train_with(&config, self.data, &options, &mut progress)?;
+        let latency_ms = measure::latency_ms(out)?;
+        let onnx = out.join("model.onnx");
+        export(out, ExportFormat::Onnx, &onnx)?;
+        Ok(FinalModel {
+            trial: best.number,
+            architecture: genome.to_string(),
+            params: report.params,
+            flops: report.flops_per_example,
+            latency_ms,
+            val_accuracy: best.value.unwrap_or(f64::NAN),
+            test_accuracy: report.test_accuracy,
+            test_loss: report.test_loss,
+            epochs: report.epochs_run,
+            train_seconds: report.train_seconds,
+            start,
+            out: out.to_path_buf(),
+            onnx,
+        })
+    }
+}
+
+struct FinalProgress<'o> {
+    observer: &'o dyn AutoObserver,
+    epochs: u32,
+}
+
+impl TrainObserver for FinalProgress<'_> {
+    fn on_epoch_end(&mut self, m: &EpochMetrics) {
+        self.observer
+            .on_final_epoch(m.epoch, self.epochs, m.accuracy);
+    }
+}

@@ -1,0 +1,72 @@
+//! Measurements on this machine: a model's inference latency (batch 1), and how long one
+//! training epoch of a network takes (to refuse budgets that cannot train anything).
+
+use std::path::Path;
+use std::time::Instant;
+
+use modelsmith_engine::{softmax_cross_entropy, Mode, Optimizer, OptimizerConfig, Tensor};
+
+use crate::arch::Genome;
+use crate::data::Dataset;
+use crate::model::build_network;
+use crate::predict::Predictor;
+use crate::Result;
+
+/// Untimed passes first (first-touch allocations, caches), then the median of timed ones.
+const LATENCY_WARMUP: usize = 3;
+const LATENCY_RUNS: usize = 15;
+
+/// Median milliseconds for one example (batch 1) through the saved model in `dir`, on the
+/// calling thread, the way `serve` answers a lone request.
+pub fn latency_ms(dir: &Path) -> Result<f64> {
+    let mut predictor = Predictor::load(dir)?;
+    let input: Vec<f32> = (0..predictor.input_len())
+        .map(|i| (i % 7) as f32 / 7.0)
+        .collect();
+    for _ in 0..LATENCY_WARMUP {
+        std::hint::black_box(predictor.probabilities(&[&input])?);
+    }
+    let mut times: Vec<f64> = (0..LATENCY_RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            let out = predictor.probabilities(&[&input]);
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            std::hint::black_box(out).map(|_| ms)
+        })
+        .collect::<Result<_>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Estimated seconds of one training epoch of `genome` over `examples` examples of `train`'s
+/// shape (batch 32, Adam): a few timed steps after a warm-up step, scaled up.
+pub fn epoch_seconds(genome: &Genome, train: &Dataset, examples: usize) -> Result<f64> {
+    const BATCH: usize = 32;
+    const TIMED: usize = 3;
+    let classes = train.num_classes.max(2);
+    let spec = genome.to_spec(&train.shape, classes);
+    let mut net = build_network(&spec, &train.shape, classes, 0)?;
+    let mut optimizer = Optimizer::new(OptimizerConfig::adam());
+    let n = train.len().min(BATCH);
+    let indices: Vec<usize> = (0..n).collect();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    train.gather(&indices, &mut x, &mut y);
+    let mut shape = vec![n];
+    shape.extend_from_slice(&train.shape);
+    let x = Tensor::from_vec(&shape, x).map_err(|e| crate::Error::Config(e.to_string()))?;
+    let mut dlogits = Tensor::default();
+    let mut step = |net: &mut modelsmith_engine::Network| {
+        net.zero_grads();
+        let logits = net.forward(&x, Mode::Train);
+        softmax_cross_entropy(&mut dlogits, logits, &y);
+        net.backward(&dlogits);
+        let _ = optimizer.step(&mut net.param_refs_mut(), 1e-3);
+    };
+    step(&mut net);
+    let start = Instant::now();
+    for _ in 0..TIMED {
+        step(&mut net);
+    }
+    let per_example = start.elapsed().as_secs_f64() / (TIMED * n.max(1)) as f64;
+    Ok(per_example * examples as f64)
+}

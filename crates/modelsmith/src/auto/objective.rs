@@ -1,0 +1,268 @@
+//! One architecture trial: propose a genome, sample its training settings, start from the
+//! parent's weights (morphed or by name), train with per-epoch reports to the pruner, measure
+//! latency, judge feasibility, keep the weights for later children.
+
+use std::time::Instant;
+
+use super::artifacts::{Artifacts, WEIGHTS_ATTR};
+use super::hparams::Hyper;
+use super::{measure, AutoConfig, AutoObserver};
+use crate::arch::evolve::{Proposal, GENOME_ATTR};
+use crate::arch::{morph, Genome};
+use crate::data::LoadedData;
+use crate::model::{read_weights_file, NamedTensors};
+use crate::search::sampler::trial_rng;
+use crate::search::{FrozenTrial, Study, Trial, TrialError};
+use crate::train::{train_with, EpochMetrics, TrainObserver, TrainOptions, TrainReport};
+
+/// Trial attrs written here (besides the strategy's `genome`, `parent`, `mutation`).
+pub const START_ATTR: &str = "start";
+pub const INFEASIBLE_ATTR: &str = "infeasible";
+
+/// Everything a trial needs, shared by the workers.
+pub(super) struct TrialRunner<'a> {
+    pub config: &'a AutoConfig,
+    pub data: &'a LoadedData,
+    pub artifacts: &'a Artifacts,
+    pub input_shape: Vec<usize>,
+    pub num_classes: usize,
+    /// The end of the search phase: a trial still training then stops after its epoch.
+    pub deadline: Instant,
+    pub observer: &'a dyn AutoObserver,
+}
+
+/// How a trial's network starts, as recorded in its `start` attr.
+struct Start {
+    weights: Option<NamedTensors>,
+    text: String,
+}
+
+impl TrialRunner<'_> {
+    pub fn run(&self, study: &Study, trial: &mut Trial) -> Result<f64, TrialError> {
+        let number = trial.number();
+        let trials = study.trials()?;
+        let strategy = &self.config.strategy;
+        let proposal = strategy.propose(
+            &trials,
+            study.direction(),
+            self.config.seed,
+            number,
+            &self.input_shape,
+            self.num_classes,
+        )?;
+        proposal.record(trial)?;
+        let cost = strategy
+            .limits()
+            .admit(&proposal.genome, &self.input_shape, self.num_classes)
+            .map_err(TrialError::failed)?;
+        let architecture = proposal.genome.to_string();
+        trial.set_attr("architecture", &architecture)?;
+        trial.set_attr("params", cost.params)?;
+        trial.set_attr("flops", cost.flops)?;
+        let hyper = Hyper::sample(trial, self.input_shape.len() == 3)?;
+        let start = self.start(&trials, &proposal, number);
+        trial.set_attr(START_ATTR, &start.text)?;
+        self.observer
+            .on_trial_start(number, &architecture, &start.text);
+
+        let dir = self.artifacts.trial_dir(number);
+        std::fs::create_dir_all(&dir).map_err(TrialError::failed)?;
+        let spec_path = dir.join("spec.json");
+        let spec = proposal.genome.to_spec(&self.input_shape, self.num_classes);
+        std::fs::write(
+            &spec_path,
+            serde_json::to_string_pretty(&spec).expect("specs serialize"),
+        )
+        .map_err(TrialError::failed)?;
+        let train_config = hyper.train_config(
+            &self.config.train_base(),
+            spec_path.display().to_string(),
+            self.config.epochs_per_trial,
+            self.config.validation_split,
+        );
+        trial.set_attr("config", &train_config)?;
+
+        let mut reporter = EpochReporter {
+            trial,
+            number,
+            epochs: train_config.epochs,
+            deadline: self.deadline,
+            observer: self.observer,
+            pruned: false,
+            cut: false,
+            error: None,
+        };
+        let options = TrainOptions {
+            out: Some(&dir),
+            resume: false,
+            checkpoints: false,
+            evaluate_test: false,
+            initial: start.weights.as_ref(),
+        };
+        let result = train_with(&train_config, self.data, &options, &mut reporter);
+        let EpochReporter {
+            trial,
+            pruned,
+            cut,
+            error,
+            ..
+        } = reporter;
+        let outcome = self.judge(trial, result, pruned, cut, error, &dir);
+        if outcome.is_err() {
+            self.artifacts.remove(number);
+        }
+        // Older trials' weights that no strategy move will read again go now; this trial's
+        // stay until a later trial makes them unnecessary.
+        if let Ok(trials) = study.trials() {
+            let mut keep = strategy.weights_to_keep(&trials, study.direction());
+            keep.insert(number);
+            self.artifacts.prune(&trials, &keep);
+        }
+        outcome
+    }
+
+    /// The trial's value, or why it has none: pruned (by the pruner, or infeasible), failed.
+    fn judge(
+        &self,
+        trial: &mut Trial,
+        result: crate::Result<TrainReport>,
+        pruned: bool,
+        cut: bool,
+        error: Option<TrialError>,
+        dir: &std::path::Path,
+    ) -> Result<f64, TrialError> {
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let report = result.map_err(TrialError::failed)?;
+        trial.set_attr("report", trial_report(&report))?;
+        if pruned {
+            return Err(TrialError::Pruned);
+        }
+        if cut {
+            trial.set_attr("cut_by_budget", true)?;
+        }
+        let latency = measure::latency_ms(dir).map_err(TrialError::failed)?;
+        trial.set_attr("latency_ms", latency)?;
+        if let Some(max) = self.config.max_latency_ms {
+            if latency > max {
+                // Never a parent nor the best: pruned, with the reason.
+                trial.set_attr(
+                    INFEASIBLE_ATTR,
+                    format!("latency {latency:.3} ms exceeds --max-latency-ms {max}"),
+                )?;
+                return Err(TrialError::Pruned);
+            }
+        }
+        trial.set_attr(
+            WEIGHTS_ATTR,
+            Artifacts::folder_name(trial.number()).as_str(),
+        )?;
+        report
+            .val_accuracy
+            .map(f64::from)
+            .ok_or_else(|| TrialError::failed("training produced no validation accuracy"))
+    }
+
+    /// The parent's trained weights, morphed when the mutation is function-preserving, else
+    /// inherited by name; from scratch for the random strategy, for trials without a parent,
+    /// and when the parent's weights are gone (pruned away, or another machine's disk).
+    fn start(&self, trials: &[FrozenTrial], proposal: &Proposal, number: u64) -> Start {
+        let scratch = |text: String| Start {
+            weights: None,
+            text,
+        };
+        let Some(parent) = proposal.parent.filter(|_| self.config.strategy.inherits()) else {
+            return scratch("scratch".into());
+        };
+        let parent_trial = trials.iter().find(|t| t.number == parent);
+        let Some(path) = parent_trial.and_then(|t| self.artifacts.weights_of(t)) else {
+            return scratch(format!("scratch (trial {parent} kept no weights)"));
+        };
+        let weights = match read_weights_file(&path) {
+            Ok(w) => w,
+            Err(_) => {
+                return scratch(format!(
+                    "scratch (trial {parent}'s weights are gone: {})",
+                    path.display()
+                ))
+            }
+        };
+        let morph = proposal.change.as_ref().and_then(|c| c.morph);
+        let parent_genome: Option<Genome> = parent_trial
+            .and_then(|t| t.attrs.get(GENOME_ATTR))
+            .and_then(|g| serde_json::from_value(g.clone()).ok());
+        if let (Some(m), Some(parent_genome)) = (morph, parent_genome) {
+            let mut rng = trial_rng(self.config.seed, number, "arch.morph");
+            if let Ok(morphed) =
+                morph::apply(&parent_genome, &weights, m, &self.input_shape, &mut rng)
+            {
+                if morphed.genome == proposal.genome {
+                    let op = match m {
+                        morph::Morph::Widen { .. } => "widened",
+                        morph::Morph::Deepen { .. } => "deepened",
+                    };
+                    return Start {
+                        weights: Some(morphed.weights),
+                        text: format!("trial {parent}, {op} (function-preserving)"),
+                    };
+                }
+            }
+        }
+        Start {
+            weights: Some(weights),
+            text: format!("trial {parent}, weights by name"),
+        }
+    }
+}
+
+/// What a trial keeps of its training report (no test figures: none were measured).
+fn trial_report(r: &TrainReport) -> serde_json::Value {
+    serde_json::json!({
+        "val_accuracy": r.val_accuracy,
+        "val_loss": r.val_loss,
+        "epochs_run": r.epochs_run,
+        "best_epoch": r.best_epoch,
+        "train_seconds": r.train_seconds,
+        "images_per_second": r.images_per_second,
+        "inherited_tensors": r.inherited_tensors,
+        "initial_val_accuracy": r.initial_val_accuracy,
+    })
+}
+
+/// Reports each epoch's validation accuracy to the study (for ASHA) and to the observer, and
+/// stops training when the pruner says so, storage fails, or the search's time is up.
+struct EpochReporter<'t, 's, 'o> {
+    trial: &'t mut Trial<'s>,
+    number: u64,
+    epochs: u32,
+    deadline: Instant,
+    observer: &'o dyn AutoObserver,
+    pruned: bool,
+    /// Stopped by the deadline: the trial completes with what it reached.
+    cut: bool,
+    error: Option<TrialError>,
+}
+
+impl TrainObserver for EpochReporter<'_, '_, '_> {
+    fn on_epoch_end(&mut self, m: &EpochMetrics) {
+        self.observer
+            .on_epoch(self.number, m.epoch, self.epochs, m.val_accuracy);
+        let Some(value) = m.val_accuracy else { return };
+        let outcome = self
+            .trial
+            .report(m.epoch, value as f64)
+            .and_then(|()| self.trial.should_prune());
+        match outcome {
+            Ok(prune) => self.pruned = prune,
+            Err(e) => self.error = Some(e),
+        }
+        if !self.pruned && Instant::now() >= self.deadline && m.epoch < self.epochs {
+            self.cut = true;
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.pruned || self.cut || self.error.is_some()
+    }
+}
