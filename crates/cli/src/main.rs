@@ -34,6 +34,8 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Search hyperparameters: sample, train, prune; studies resume and run in parallel.
     Tune(Box<commands::tune::TuneArgs>),
+    /// Search architectures and training settings within a time budget; save the best model.
+    Auto(Box<commands::auto::AutoArgs>),
     /// List, show and export the studies in a storage.
     Studies(commands::studies::StudiesArgs),
     /// Export a saved model as ONNX or safetensors.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Tune(args) => commands::tune::run(*args),
+        Command::Auto(args) => commands::auto::run(*args),
         Command::Studies(args) => commands::studies::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Serve(args) => commands::serve::run(*args),

@@ -1,5 +1,6 @@
 //! One module per subcommand: each turns its arguments into library calls and prints results.
 
+pub mod auto;
 pub mod deploy;
 pub mod evaluate;
 pub mod export;

@@ -100,12 +100,17 @@ fn study_trials(
 fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
     let (study, trials) = study_trials(storage, name)?;
     let best = best_trial(&trials, study.direction);
+    let architecture = modelsmith::auto::is_architecture_study(&study.attrs);
     if json {
-        print_json(&serde_json::json!({
+        let mut value = serde_json::json!({
             "study": study,
             "best_trial": best.map(|b| b.number),
             "trials": trials,
-        }));
+        });
+        if architecture {
+            value["pareto_front"] = serde_json::json!(modelsmith::auto::pareto_front(&trials));
+        }
+        print_json(&value);
         return Ok(());
     }
     println!(
@@ -151,7 +156,36 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
             b.value.unwrap_or(f64::NAN)
         );
     }
+    if architecture {
+        show_pareto_front(&trials);
+    }
     Ok(())
+}
+
+/// For an architecture search (`modelsmith auto`): the trials no other beats on validation
+/// accuracy, parameters and latency at once.
+fn show_pareto_front(trials: &[FrozenTrial]) {
+    let front = modelsmith::auto::pareto_front(trials);
+    println!(
+        "Pareto front (val accuracy vs params vs latency), {} of {} complete architectures:",
+        front.len(),
+        modelsmith::auto::arch_points(trials).len()
+    );
+    println!(
+        "{:>5}  {:>8} {:>9} {:>10} {:>8}  architecture",
+        "trial", "val acc", "params", "FLOPs", "lat ms"
+    );
+    for p in front {
+        println!(
+            "{:>5}  {:>7.2}% {:>9} {:>10} {:>8.3}  {}",
+            p.number,
+            p.val_accuracy * 100.0,
+            p.params,
+            p.flops,
+            p.latency_ms,
+            p.architecture
+        );
+    }
 }
 
 fn export(

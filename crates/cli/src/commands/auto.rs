@@ -1,0 +1,346 @@
+//! `modelsmith auto`: give it data and a time budget, get the best model it can find.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use modelsmith::auto::{run_auto, Artifacts, AutoConfig, AutoObserver, AutoReport, DEMO_BUDGET};
+use modelsmith::search::{FrozenTrial, TrialState};
+use modelsmith::store;
+use modelsmith::tune::parse_duration;
+
+use super::{init_threads, print_json, BadInput};
+
+#[derive(Args)]
+pub struct AutoArgs {
+    /// Data SPEC: digits (bundled), fashion-mnist, idx:DIR, csv:FILE, images:DIR.
+    #[arg(long, default_value = "digits")]
+    data: String,
+    /// Target column for csv: data (the search then builds MLPs).
+    #[arg(long)]
+    target: Option<String>,
+    /// Wall clock for the whole run: 75% search, 25% final training on train+validation
+    /// (default: a 2m demo).
+    #[arg(long)]
+    time_budget: Option<String>,
+    /// hillclimb (default: a morphism hill-climb that keeps weights), evolution, or random
+    /// (the control: random architectures trained from scratch).
+    #[arg(long, default_value = "hillclimb")]
+    strategy: String,
+    /// Where studies live: sqlite:PATH or memory:. Trial weights go beside a SQLite file in
+    /// PATH.artifacts/STUDY/.
+    #[arg(long, default_value = "sqlite:modelsmith.db")]
+    storage: String,
+    /// Study name (default: auto-DATA-STRATEGY). The same name continues the search.
+    #[arg(long)]
+    study: Option<String>,
+    /// Trials trained at once.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most learnable parameters an architecture may have.
+    #[arg(long)]
+    max_params: Option<usize>,
+    /// Most milliseconds per example (batch 1, measured here after training); slower
+    /// architectures are infeasible.
+    #[arg(long)]
+    max_latency_ms: Option<f64>,
+    /// Folder for the final model (model.json, weights.safetensors, model.onnx).
+    #[arg(long)]
+    out: PathBuf,
+    /// Worker threads for training (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object with the results on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: AutoArgs) -> Result<()> {
+    init_threads(args.threads)?;
+    let strategy = args
+        .strategy
+        .parse()
+        .map_err(|e: String| BadInput(format!("--strategy: {e}")))?;
+    let budget = match &args.time_budget {
+        Some(text) => parse_duration(text).map_err(|e| BadInput(format!("--time-budget: {e}")))?,
+        None => DEMO_BUDGET,
+    };
+    if let Some(0) = args.max_params {
+        return Err(BadInput("--max-params must be at least 1".into()).into());
+    }
+    if let Some(l) = args.max_latency_ms {
+        if !(l.is_finite() && l > 0.0) {
+            return Err(BadInput(format!(
+                "--max-latency-ms must be a positive number of milliseconds, got {l}"
+            ))
+            .into());
+        }
+    }
+    if args.workers == 0 {
+        return Err(BadInput("--workers must be at least 1".into()).into());
+    }
+    let data = modelsmith::data::load(
+        &args.data,
+        &modelsmith::data::LoadOptions {
+            target: args.target.clone(),
+            seed: args.seed,
+            ..modelsmith::data::LoadOptions::default()
+        },
+    )?;
+    let mut config = AutoConfig::defaults_for(&args.data, &data.train.shape);
+    config.target = args.target.clone();
+    config.strategy.kind = strategy;
+    config.time_budget = budget;
+    config.workers = args.workers;
+    config.seed = args.seed;
+    config.max_latency_ms = args.max_latency_ms;
+    if let Some(p) = args.max_params {
+        config.strategy.evolution.limits.max_params = p;
+    }
+    config.study = args
+        .study
+        .clone()
+        .unwrap_or_else(|| default_study_name(&args.data, &args.strategy));
+
+    let storage: Arc<dyn store::Storage> = Arc::from(store::open(&args.storage)?);
+    // Trial weights live beside a storage file so other processes find them; a memory storage
+    // gets a temporary folder, removed at the end.
+    let (artifact_dir, temporary) = match Artifacts::dir_for_storage(&args.storage, &config.study) {
+        Some(dir) => (dir, false),
+        None => (
+            std::env::temp_dir().join(format!(
+                "modelsmith-auto-{}-{}",
+                std::process::id(),
+                config.study
+            )),
+            true,
+        ),
+    };
+    let artifacts = Artifacts::new(artifact_dir)?;
+    let progress = AutoProgress::new(!args.quiet, budget);
+    progress.say(&format!(
+        "auto: study '{}' in {}, strategy {}, budget {} ({}s search, {}s final){}, {} worker(s)",
+        config.study,
+        args.storage,
+        config.strategy.kind,
+        humanize(budget),
+        (budget.as_secs_f64() * (1.0 - config.final_share)).round(),
+        (budget.as_secs_f64() * config.final_share).round(),
+        if args.time_budget.is_none() {
+            " [demo default; set --time-budget]"
+        } else {
+            ""
+        },
+        config.workers
+    ));
+    let result = run_auto(&config, storage, &data, &artifacts, &args.out, &progress);
+    if temporary {
+        let _ = std::fs::remove_dir_all(artifacts.root());
+    }
+    let report = result?;
+    if !args.quiet {
+        print_summary(&report, &args);
+    }
+    if args.json {
+        print_json(&report);
+    }
+    Ok(())
+}
+
+/// `auto-digits-hillclimb`, `auto-iris-random` (a CSV's file stem): a data set and strategy
+/// continue their own search, and never mix genomes of different input shapes.
+fn default_study_name(data: &str, strategy: &str) -> String {
+    let name = data
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or(data)
+        .trim_end_matches(".csv");
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("auto-{clean}-{strategy}")
+}
+
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+fn print_summary(r: &AutoReport, args: &AutoArgs) {
+    eprintln!(
+        "\nstudy '{}' ({}): {} trials ({} complete, {} pruned, {} failed); search {:.0}s, total {:.0}s of {:.0}s",
+        r.study,
+        r.strategy,
+        r.trials,
+        r.complete,
+        r.pruned,
+        r.failed,
+        r.search_seconds,
+        r.total_seconds,
+        r.budget_seconds
+    );
+    eprintln!(
+        "{:>5}  {:>9} {:>10} {:>8}  {:>7}  {:>7}  architecture",
+        "trial", "params", "FLOPs", "lat ms", "val acc", "test"
+    );
+    let f = &r.final_model;
+    for p in &r.leaderboard {
+        let test = if p.number == f.trial {
+            format!("{:.2}%", f.test_accuracy * 100.0)
+        } else {
+            "-".into()
+        };
+        eprintln!(
+            "{:>5}  {:>9} {:>10} {:>8.3}  {:>6.2}%  {:>7}  {}",
+            p.number,
+            p.params,
+            p.flops,
+            p.latency_ms,
+            p.val_accuracy * 100.0,
+            test,
+            p.architecture
+        );
+    }
+    if r.pareto_front.len() > 1 {
+        let front: Vec<String> = r
+            .pareto_front
+            .iter()
+            .map(|p| format!("#{}", p.number))
+            .collect();
+        eprintln!(
+            "Pareto front (accuracy / params / latency): {}",
+            front.join(" ")
+        );
+    }
+    eprintln!(
+        "final model: trial {} trained {} more epoch(s) on train+validation from {}: test accuracy {:.2}%  test loss {:.4}  {} params  {:.3} ms/example",
+        f.trial,
+        f.epochs,
+        f.start,
+        f.test_accuracy * 100.0,
+        f.test_loss,
+        f.params,
+        f.latency_ms
+    );
+    eprintln!("saved {} (ONNX: {})", f.out.display(), f.onnx.display());
+    eprintln!("next:");
+    eprintln!(
+        "  modelsmith studies show {} --storage {}",
+        r.study, args.storage
+    );
+    eprintln!(
+        "  modelsmith evaluate --model {} --data {}",
+        f.out.display(),
+        args.data
+    );
+    eprintln!("  modelsmith serve --model {}", f.out.display());
+    // Hook: the report/dashboard command (another issue) adds its line here.
+}
+
+/// Progress on stderr: each trial's start, its epochs, its end, with the best so far and the
+/// time left of the budget.
+struct AutoProgress {
+    enabled: bool,
+    started: Instant,
+    budget: Duration,
+    best: Mutex<Option<(u64, f64)>>,
+}
+
+impl AutoProgress {
+    fn new(enabled: bool, budget: Duration) -> AutoProgress {
+        AutoProgress {
+            enabled,
+            started: Instant::now(),
+            budget,
+            best: Mutex::new(None),
+        }
+    }
+
+    fn say(&self, line: &str) {
+        if self.enabled {
+            eprintln!("{line}");
+        }
+    }
+
+    fn status(&self) -> String {
+        let left = self.budget.saturating_sub(self.started.elapsed());
+        let best = self.best.lock().unwrap_or_else(|p| p.into_inner());
+        let best = best.map_or("best -".into(), |(n, v)| {
+            format!("best {:.2}% (#{n})", v * 100.0)
+        });
+        format!("{best}  {} left", humanize(left))
+    }
+}
+
+impl AutoObserver for AutoProgress {
+    fn on_message(&self, message: &str) {
+        self.say(message);
+    }
+
+    fn on_trial_start(&self, number: u64, architecture: &str, start: &str) {
+        self.say(&format!(
+            "trial {number:>3}  {architecture}  [from {start}]"
+        ));
+    }
+
+    fn on_epoch(&self, number: u64, epoch: u32, epochs: u32, val_accuracy: Option<f32>) {
+        let acc = val_accuracy.map_or("-".into(), |a| format!("{:.2}%", a * 100.0));
+        self.say(&format!(
+            "trial {number:>3}  epoch {epoch}/{epochs}  val acc {acc}  {}",
+            self.status()
+        ));
+    }
+
+    fn on_trial_end(&self, t: &FrozenTrial, best: Option<&FrozenTrial>) {
+        if let Some(b) = best {
+            *self.best.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((b.number, b.value.unwrap_or(f64::NAN)));
+        }
+        let outcome = match t.state {
+            TrialState::Complete => format!(
+                "complete  val acc {:.2}%  latency {} ms",
+                t.value.unwrap_or(f64::NAN) * 100.0,
+                t.attrs
+                    .get("latency_ms")
+                    .and_then(|v| v.as_f64())
+                    .map_or("-".into(), |v| format!("{v:.3}"))
+            ),
+            TrialState::Pruned => match t.attrs.get("infeasible").and_then(|v| v.as_str()) {
+                Some(why) => format!("infeasible: {why}"),
+                None => format!(
+                    "pruned at epoch {}",
+                    t.last_intermediate().map_or(0, |(s, _)| s)
+                ),
+            },
+            _ => format!("failed: {}", t.error.as_deref().unwrap_or("(no message)")),
+        };
+        self.say(&format!(
+            "trial {:>3}  {outcome}  {:.1}s  {}",
+            t.number,
+            t.duration_seconds().unwrap_or(0.0),
+            self.status()
+        ));
+    }
+
+    fn on_final_epoch(&self, epoch: u32, epochs: u32, train_accuracy: f32) {
+        let left = self.budget.saturating_sub(self.started.elapsed());
+        self.say(&format!(
+            "final  epoch {epoch}/{epochs}  train acc {:.2}%  {} left",
+            train_accuracy * 100.0,
+            humanize(left)
+        ));
+    }
+}
