@@ -236,18 +236,16 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
         f.latency_ms
     );
     eprintln!("saved {} (ONNX: {})", f.out.display(), f.onnx.display());
-    eprintln!("next:");
     eprintln!(
-        "  modelsmith studies show {} --storage {}",
+        "next: modelsmith studies show {} --storage {}  (every trial and the Pareto front)",
         r.study, args.storage
     );
+    eprintln!("{}", crate::next_steps::after_train(&f.out, &args.data));
+    // The report and dashboard commands: one shared line for every study command.
     eprintln!(
-        "  modelsmith evaluate --model {} --data {}",
-        f.out.display(),
-        args.data
+        "{}",
+        crate::next_steps::after_study(&args.storage, &r.study)
     );
-    eprintln!("  modelsmith serve --model {}", f.out.display());
-    // Hook: the report/dashboard command (another issue) adds its line here.
 }
 
 /// Progress on stderr: each trial's start, its epochs, its end, with the best so far and the
