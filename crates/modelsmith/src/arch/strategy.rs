@@ -14,10 +14,11 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::evolve::{evaluated, propose as evolve_propose, EvolutionConfig, EvolveError, Proposal};
-use super::mutate::mutate_random;
+use super::mutate::{mutate, mutate_random, MutationKind};
 use super::space::{
     Block, BlockOp, ConvParams, Genome, Head, HeadPooling, Hidden, ImageGenome, PoolKind,
     SpaceLimits, TableGenome,
@@ -73,6 +74,8 @@ pub struct Strategy {
     pub evolution: EvolutionConfig,
     /// Hill-climb: how many of the best trials keep their weights (parents to come).
     pub hillclimb_keep: usize,
+    /// Hill-climb: the share of children made by a function-preserving widen or deepen.
+    pub hillclimb_morph_share: f64,
 }
 
 impl Default for Strategy {
@@ -81,6 +84,7 @@ impl Default for Strategy {
             kind: StrategyKind::default(),
             evolution: EvolutionConfig::default(),
             hillclimb_keep: 3,
+            hillclimb_morph_share: 0.6,
         }
     }
 }
@@ -152,14 +156,38 @@ impl Strategy {
                         (start, None)
                     }
                 };
-                let child = mutate_random(
-                    &parent_genome,
-                    limits,
-                    input_shape,
-                    num_classes,
-                    &mut rng,
-                    self.evolution.mutation_attempts,
-                )?;
+                // Morphism first, as AutoKeras: a widen or deepen child starts exactly where
+                // its parent ended, so it can only build on it; the other mutations (which
+                // restart some layers) keep the search from growing one shape forever.
+                let morph = if rng.gen_bool(self.hillclimb_morph_share.clamp(0.0, 1.0)) {
+                    let kind = if rng.gen_bool(0.5) {
+                        MutationKind::Widen
+                    } else {
+                        MutationKind::Deepen
+                    };
+                    mutate(
+                        &parent_genome,
+                        kind,
+                        limits,
+                        input_shape,
+                        num_classes,
+                        &mut rng,
+                    )
+                    .ok()
+                } else {
+                    None
+                };
+                let child = match morph {
+                    Some(child) => child,
+                    None => mutate_random(
+                        &parent_genome,
+                        limits,
+                        input_shape,
+                        num_classes,
+                        &mut rng,
+                        self.evolution.mutation_attempts,
+                    )?,
+                };
                 Ok(Proposal {
                     genome: child.genome,
                     parent,

@@ -19,6 +19,11 @@ use crate::train::{train_with, EpochMetrics, TrainObserver, TrainOptions, TrainR
 pub const START_ATTR: &str = "start";
 pub const INFEASIBLE_ATTR: &str = "infeasible";
 
+/// A child that starts from its parent's weights continues that training: at the sampled
+/// (from-scratch) rate its first epoch would undo much of it. In a Fashion-MNIST pilot a
+/// function-preserving widen of a 90.3% parent ended its first full-rate epoch at 88.5%.
+pub const INHERITED_LR_SCALE: f32 = 0.3;
+
 /// Everything a trial needs, shared by the workers.
 pub(super) struct TrialRunner<'a> {
     pub config: &'a AutoConfig,
@@ -74,12 +79,15 @@ impl TrialRunner<'_> {
             serde_json::to_string_pretty(&spec).expect("specs serialize"),
         )
         .map_err(TrialError::failed)?;
-        let train_config = hyper.train_config(
+        let mut train_config = hyper.train_config(
             &self.config.train_base(),
             spec_path.display().to_string(),
             self.config.epochs_per_trial,
             self.config.validation_split,
         );
+        if start.weights.is_some() {
+            train_config.lr *= INHERITED_LR_SCALE;
+        }
         trial.set_attr("config", &train_config)?;
 
         let mut reporter = EpochReporter {
