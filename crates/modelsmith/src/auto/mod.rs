@@ -336,8 +336,8 @@ pub fn run_auto(
 /// and the final test take a few seconds beyond any training.
 pub const MIN_BUDGET: Duration = Duration::from_secs(5);
 
-/// Refuses a budget that cannot train even the starter network: one epoch in the search and
-/// one in the final training, estimated from a few timed steps on this machine.
+/// Refuses a budget that cannot train even the starter network for one epoch (estimated from
+/// a few timed steps on this machine), or that is under [`MIN_BUDGET`].
 fn check_budget(
     config: &AutoConfig,
     data: &LoadedData,
@@ -347,11 +347,11 @@ fn check_budget(
     let mut rng = trial_rng(config.seed, 0, "auto.budget");
     let genome = starter(config.strategy.limits(), input_shape, num_classes, &mut rng)?;
     let epoch = measure::epoch_seconds(&genome, &data.train, data.train.len())?;
-    let needed = (2.0 * epoch).max(MIN_BUDGET.as_secs_f64());
+    let needed = epoch.max(MIN_BUDGET.as_secs_f64());
     let budget = config.time_budget.as_secs_f64();
     if budget < needed {
         return Err(Error::Config(format!(
-            "time budget {budget:.0}s is too short: one training epoch of the smallest starting network takes about {epoch:.1}s here, and the search and the final training need one each (and at least {}s in all); give at least {:.0}s",
+            "time budget {budget:.0}s is too short: one training epoch of the smallest starting network takes about {epoch:.1}s here (and a run needs at least {}s); give at least {:.0}s",
             MIN_BUDGET.as_secs(),
             needed.ceil()
         )));
