@@ -84,6 +84,14 @@ fn bad_model_folders_and_flags_exit_with_2() {
         "--max-delay-ms",
     );
     assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--max-queue", "0"]),
+        "--max-queue",
+    );
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--drain-seconds", "nan"]),
+        "--drain-seconds",
+    );
+    assert_bad_input(
         &modelsmith(&["serve", "--model", model, "--model", model]),
         "two models are named 'digits'",
     );

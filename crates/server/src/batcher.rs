@@ -5,10 +5,12 @@
 //! await a oneshot reply. The worker takes the first job, then keeps taking jobs until the batch
 //! holds `max_batch` examples or `max_delay` has passed since the first one arrived; jobs that
 //! queued while the previous batch ran are taken at once, so under load batches form even with
-//! `max_delay` = 0 while a lone request never waits.
+//! `max_delay` = 0 while a lone request never waits. The queue is bounded (`max_queue` requests
+//! per model): past that a request is refused at once with [`InferError::Overloaded`] (a 503 the
+//! client can retry, or a load balancer can route elsewhere) instead of waiting without bound.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
 use modelsmith::predict::Predictor;
@@ -23,13 +25,20 @@ pub struct BatchConfig {
     pub max_batch: usize,
     /// Longest wait for more requests after the first one of a batch arrived.
     pub max_delay: Duration,
+    /// Most requests waiting for the worker; more are refused with [`InferError::Overloaded`].
+    pub max_queue: usize,
 }
+
+/// Default [`BatchConfig::max_queue`]: at about 30 µs per example, a full queue of one-example
+/// requests is answered within some tens of milliseconds.
+pub const DEFAULT_MAX_QUEUE: usize = 1024;
 
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_batch: 32,
             max_delay: Duration::ZERO,
+            max_queue: DEFAULT_MAX_QUEUE,
         }
     }
 }
@@ -41,6 +50,8 @@ pub enum InferError {
     BadInput(String),
     /// The worker is gone or failed: not the client's fault.
     Internal(String),
+    /// The queue is full: try again shortly.
+    Overloaded(String),
 }
 
 /// Some examples (`examples` inputs laid end to end) and where to send their probabilities.
@@ -53,8 +64,9 @@ struct Job {
 /// The handle handlers use; cloning it is cheap. The worker stops when every handle is dropped.
 #[derive(Clone)]
 pub struct Batcher {
-    jobs: Sender<Job>,
+    jobs: SyncSender<Job>,
     input_len: usize,
+    max_queue: usize,
 }
 
 impl Batcher {
@@ -66,7 +78,8 @@ impl Batcher {
         thread_name: String,
     ) -> std::io::Result<Batcher> {
         let input_len = predictor.input_len();
-        let (jobs, queue) = mpsc::channel();
+        let max_queue = config.max_queue.max(1);
+        let (jobs, queue) = mpsc::sync_channel(max_queue);
         std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || {
@@ -79,7 +92,11 @@ impl Batcher {
                 }
                 .run()
             })?;
-        Ok(Batcher { jobs, input_len })
+        Ok(Batcher {
+            jobs,
+            input_len,
+            max_queue,
+        })
     }
 
     /// Class probabilities of `examples` inputs laid end to end in `inputs`
@@ -93,13 +110,20 @@ impl Batcher {
             )));
         }
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                inputs,
-                examples,
-                reply,
-            })
-            .map_err(|_| InferError::Internal("the inference worker has stopped".into()))?;
+        let job = Job {
+            inputs,
+            examples,
+            reply,
+        };
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => InferError::Overloaded(format!(
+                "the model's queue is full ({} requests waiting, --max-queue); retry shortly",
+                self.max_queue
+            )),
+            TrySendError::Disconnected(_) => {
+                InferError::Internal("the inference worker has stopped".into())
+            }
+        })?;
         answer
             .await
             .map_err(|_| InferError::Internal("the inference worker dropped the request".into()))?

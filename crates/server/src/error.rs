@@ -60,6 +60,12 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"modelsmith\""),
             );
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Overloaded or shutting down: worth another try in a moment.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }

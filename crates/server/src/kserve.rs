@@ -39,9 +39,17 @@ pub async fn live() -> Json<Value> {
 }
 
 /// `GET /v2/health/ready`: every model is loaded (they are before the server listens) and its
-/// worker runs.
-pub async fn ready(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "ready": true, "models": state.models.names().collect::<Vec<_>>() }))
+/// worker runs; 503 once shutdown has begun, so load balancers stop routing here.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down: finishing in-flight requests",
+        ));
+    }
+    Ok(Json(
+        json!({ "ready": true, "models": state.models.names().collect::<Vec<_>>() }),
+    ))
 }
 
 /// `GET /v2/models/{name}/ready`.

@@ -28,7 +28,9 @@ pub mod tensor_json;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn_with_state, map_response};
@@ -54,6 +56,9 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// Larger request bodies get a 413.
     pub max_body_bytes: usize,
+    /// After the shutdown signal, how long to keep serving while readiness answers 503, so a
+    /// load balancer (a Kubernetes Service) stops sending new requests before the listener closes.
+    pub drain: Duration,
 }
 
 impl Default for ServeOptions {
@@ -62,6 +67,7 @@ impl Default for ServeOptions {
             batch: BatchConfig::default(),
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            drain: Duration::ZERO,
         }
     }
 }
@@ -70,6 +76,7 @@ impl Default for ServeOptions {
 pub struct Server {
     state: AppState,
     token: Option<Arc<str>>,
+    drain: Duration,
 }
 
 impl Server {
@@ -92,8 +99,10 @@ impl Server {
                 models: Arc::new(models),
                 metrics,
                 max_body_bytes: options.max_body_bytes,
+                draining: Arc::new(AtomicBool::new(false)),
             },
             token: options.token.as_deref().map(Arc::from),
+            drain: options.drain,
         })
     }
 
@@ -128,14 +137,23 @@ impl Server {
             .with_state(state)
     }
 
-    /// Serves until `shutdown` completes, then stops accepting connections and returns once
-    /// in-flight requests are answered.
+    /// Serves until `shutdown` completes; then readiness answers 503, serving goes on for the
+    /// drain time, the listener closes and this returns once in-flight requests are answered.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
+        let (draining, drain) = (self.state.draining.clone(), self.drain);
+        let shutdown = async move {
+            shutdown.await;
+            draining.store(true, Ordering::SeqCst);
+            if !drain.is_zero() {
+                tracing::info!("draining for {drain:?}: readiness answers 503");
+                tokio::time::sleep(drain).await;
+            }
+        };
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             // Answers are small and latency matters: send them without Nagle's delay.
             let _ = tcp.set_nodelay(true);

@@ -1,5 +1,6 @@
 //! What every handler can reach.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The request-size limit, quoted in 413 answers.
     pub max_body_bytes: usize,
+    /// Set once shutdown has begun: readiness answers 503 while in-flight work finishes.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -49,6 +52,9 @@ impl From<InferError> for ApiError {
             InferError::BadInput(message) => ApiError::bad_request(message),
             InferError::Internal(message) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+            }
+            InferError::Overloaded(message) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
             }
         }
     }

@@ -103,9 +103,16 @@ impl Running {
         Running::start(&[ModelSource::from_dir(&fixture().model)], options).await
     }
 
+    /// Sends the shutdown signal without waiting.
+    fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Asks for a graceful shutdown and waits for the server to finish.
     async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
+        self.signal_shutdown();
         let done = self.done.take().unwrap();
         tokio::time::timeout(Duration::from_secs(10), done)
             .await
@@ -652,6 +659,7 @@ async fn concurrent_requests_are_batched_and_all_answered_correctly() {
         batch: BatchConfig {
             max_batch: 16,
             max_delay: Duration::from_millis(2),
+            ..BatchConfig::default()
         },
         ..ServeOptions::default()
     })
@@ -729,6 +737,7 @@ async fn shutdown_finishes_in_flight_requests_then_refuses_connections() {
         batch: BatchConfig {
             max_batch: 32,
             max_delay: Duration::from_millis(400),
+            ..BatchConfig::default()
         },
         ..ServeOptions::default()
     })
@@ -745,6 +754,76 @@ async fn shutdown_finishes_in_flight_requests_then_refuses_connections() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still accepting"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_at_once_and_every_request_is_answered() {
+    // One waiting request per model at most, and big requests that keep the worker busy: most
+    // of 48 simultaneous ones find the queue full.
+    let server = Running::digits(ServeOptions {
+        batch: BatchConfig {
+            max_batch: 1,
+            max_queue: 1,
+            ..BatchConfig::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    let addr = server.addr;
+    let body = infer_body(&(0..64).map(|i| digit(i % 64)).collect::<Vec<_>>());
+    let want = direct_probabilities(&fixture().model, &[digit(0)]);
+    let requests: Vec<_> = (0..48)
+        .map(|_| {
+            let body = body.clone();
+            tokio::spawn(async move { post_json(addr, "/v2/models/digits/infer", &body).await })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for request in requests {
+        let answer = request.await.unwrap();
+        if answer.status == StatusCode::OK {
+            let data: Vec<f32> =
+                serde_json::from_value(answer.json()["outputs"][0]["data"].clone()).unwrap();
+            assert_close(&data[..10], &want[0]);
+            ok += 1;
+        } else {
+            answer.assert_error(StatusCode::SERVICE_UNAVAILABLE, "queue is full");
+            assert_eq!(answer.headers["retry-after"], "1");
+            refused += 1;
+        }
+    }
+    assert_eq!(ok + refused, 48);
+    assert!(ok >= 1 && refused >= 1, "{ok} answered, {refused} refused");
+    // The server is still healthy afterwards.
+    let after = post_json(addr, "/v2/models/digits/infer", &infer_body(&[digit(0)])).await;
+    assert_eq!(after.status, StatusCode::OK);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn draining_answers_not_ready_but_still_serves_until_the_drain_ends() {
+    let mut server = Running::digits(ServeOptions {
+        drain: Duration::from_millis(1500),
+        ..ServeOptions::default()
+    })
+    .await;
+    let addr = server.addr;
+    assert_eq!(get(addr, "/v2/health/ready").await.status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    server.signal_shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = get(addr, "/v2/health/ready").await;
+    ready.assert_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    assert_eq!(get(addr, "/v2/health/live").await.status, StatusCode::OK);
+    let infer = post_json(addr, "/v2/models/digits/infer", &infer_body(&[digit(0)])).await;
+    assert_eq!(infer.status, StatusCode::OK, "still serving while draining");
+    server.shutdown().await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "stopped after {:?}, before the drain ended",
+        started.elapsed()
+    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 // ---------------------------------------------------------------- several models

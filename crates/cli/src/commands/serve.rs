@@ -37,6 +37,13 @@ pub struct ServeArgs {
     /// Larger request bodies are refused with 413.
     #[arg(long, default_value_t = modelsmith_server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Most requests waiting per model; more get 503 with Retry-After at once.
+    #[arg(long, default_value_t = modelsmith_server::batcher::DEFAULT_MAX_QUEUE)]
+    max_queue: usize,
+    /// On SIGTERM/Ctrl-C, keep serving this many seconds with readiness at 503 (so a load
+    /// balancer stops routing here) before closing the listener.
+    #[arg(long, default_value_t = 0.0)]
+    drain_seconds: f64,
     /// Threads answering HTTP (default: one per core); inference runs on its own threads.
     #[arg(long)]
     http_threads: Option<usize>,
@@ -82,13 +89,25 @@ fn options(args: &ServeArgs) -> Result<ServeOptions> {
     if args.max_body_bytes == 0 {
         return Err(BadInput("--max-body-bytes must be at least 1".into()).into());
     }
+    if args.max_queue == 0 {
+        return Err(BadInput("--max-queue must be at least 1".into()).into());
+    }
+    if !(args.drain_seconds.is_finite() && (0.0..=600.0).contains(&args.drain_seconds)) {
+        return Err(BadInput(format!(
+            "--drain-seconds {} must be between 0 and 600",
+            args.drain_seconds
+        ))
+        .into());
+    }
     Ok(ServeOptions {
         batch: BatchConfig {
             max_batch: args.max_batch,
             max_delay: Duration::from_secs_f64(args.max_delay_ms / 1000.0),
+            max_queue: args.max_queue,
         },
         token: args.token.clone(),
         max_body_bytes: args.max_body_bytes,
+        drain: Duration::from_secs_f64(args.drain_seconds),
     })
 }
 
