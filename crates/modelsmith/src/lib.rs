@@ -11,6 +11,7 @@ pub mod deploy;
 mod error;
 pub mod model;
 pub mod predict;
+pub mod report;
 pub mod search;
 pub mod store;
 pub mod train;

@@ -201,6 +201,26 @@ pub fn open_existing(url: &str) -> StoreResult<Box<dyn Storage>> {
     open(url)
 }
 
+/// Opens a storage for reading only (dashboards, reports): a SQLite file is opened with
+/// `SQLITE_OPEN_READ_ONLY` (it must exist and hold a current Modelsmith schema), so readers
+/// never take a lock a worker waits for; other storages open as [`open_existing`] does.
+pub fn open_read_only(url: &str) -> StoreResult<Box<dyn Storage>> {
+    let sqlite_path = url
+        .strip_prefix("sqlite:")
+        .map(|p| p.strip_prefix("//").unwrap_or(p))
+        .or_else(|| (url.ends_with(".db") && !url.contains("://")).then_some(url));
+    match sqlite_path {
+        Some("") => Err(StoreError::Open {
+            url: url.into(),
+            message: "no file path after 'sqlite:'".into(),
+        }),
+        Some(path) => Ok(Box::new(SqliteStorage::open_read_only(
+            std::path::Path::new(path),
+        )?)),
+        None => open_existing(url),
+    }
+}
+
 /// Opens a storage from its URL: `sqlite:PATH` (or a bare path ending in `.db`), `memory:`.
 pub fn open(url: &str) -> StoreResult<Box<dyn Storage>> {
     if let Some(path) = url.strip_prefix("sqlite:") {

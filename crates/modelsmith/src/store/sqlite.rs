@@ -183,6 +183,58 @@ impl SqliteStorage {
     }
 }
 
+/// Read-only access, for the dashboard and reports: they must never slow the workers down.
+impl SqliteStorage {
+    /// Opens an existing store with `SQLITE_OPEN_READ_ONLY`. In WAL mode a reader sees the
+    /// last committed snapshot and takes no lock that a writer waits for; every write through
+    /// this connection fails. The schema must be the current one (a reader cannot migrate).
+    pub fn open_read_only(path: &Path) -> StoreResult<Self> {
+        let url = format!("sqlite:{}", path.display());
+        let open_error = |message: String| StoreError::Open {
+            url: url.clone(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(open_error(if path.exists() {
+                "not a file".into()
+            } else {
+                "no such file (studies are created by `modelsmith tune`)".into()
+            }));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| open_error(describe_open_error(&e)))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.busy_handler(Some(busy_handler))
+            .map_err(|e| open_error(describe_open_error(&e)))?;
+        let checked = retry(|| {
+            transaction(&conn, "BEGIN DEFERRED", &mut |conn| {
+                let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+                Ok((version, app_id))
+            })
+        });
+        match checked {
+            Ok((version, app_id)) if version != 0 && app_id != APPLICATION_ID => Err(open_error(
+                "a SQLite database of another program, not a Modelsmith store".into(),
+            )),
+            Ok((0, _)) => Err(open_error(
+                "not a Modelsmith store (no schema; studies are created by `modelsmith tune`)"
+                    .into(),
+            )),
+            Ok((version, _)) if version != SCHEMA_VERSION => Err(open_error(format!(
+                "schema version {version}, this Modelsmith reads {SCHEMA_VERSION} \
+                 (open it once with `modelsmith studies list` to upgrade an older one)"
+            ))),
+            Ok(_) => Ok(SqliteStorage {
+                conn: Mutex::new(conn),
+            }),
+            Err(Fail::Store(e)) => Err(e),
+            Err(Fail::Sql(e)) => Err(open_error(describe_open_error(&e))),
+        }
+    }
+}
+
 fn finish<T>(result: Tx<T>) -> StoreResult<T> {
     result.map_err(|e| match e {
         Fail::Store(e) => e,

@@ -1,0 +1,195 @@
+//! `modelsmith report`: a study's plots as SVG files in a folder, with an `index.html` (or a
+//! Markdown `README.md`) that shows them beside the study's summary and best trials.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::plots::{all_plots, Plot};
+use super::svg::escape;
+use super::{short_number, ReportError, StudyReport, TrialRow};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Markdown,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "html" => Ok(Format::Html),
+            "md" | "markdown" => Ok(Format::Markdown),
+            _ => Err(format!("unknown report format '{s}' (expected html or md)")),
+        }
+    }
+}
+
+/// What was written.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Written {
+    pub index: PathBuf,
+    pub images: Vec<PathBuf>,
+}
+
+/// Writes the plots and the index page into `dir` (created if needed; files of an earlier
+/// report there are replaced).
+pub fn write_report(
+    report: &StudyReport,
+    dir: &Path,
+    format: Format,
+) -> Result<Written, ReportError> {
+    let io = |path: &Path, e: std::io::Error| ReportError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let plots = all_plots(report);
+    let mut images = Vec::new();
+    for plot in &plots {
+        let path = dir.join(format!("{}.svg", plot.id));
+        std::fs::write(&path, &plot.svg).map_err(|e| io(&path, e))?;
+        images.push(path);
+    }
+    let (name, text) = match format {
+        Format::Html => ("index.html", html(report, &plots)),
+        Format::Markdown => ("README.md", markdown(report, &plots)),
+    };
+    let index = dir.join(name);
+    std::fs::write(&index, text).map_err(|e| io(&index, e))?;
+    Ok(Written { index, images })
+}
+
+/// How many of the best trials the index lists.
+const BEST_ROWS: usize = 10;
+
+fn best_rows(report: &StudyReport) -> Vec<&TrialRow> {
+    let direction = report.overview.direction;
+    let mut rows: Vec<&TrialRow> = report
+        .trials
+        .rows
+        .iter()
+        .filter(|r| r.value.is_some())
+        .collect();
+    rows.retain(|r| r.state == crate::search::TrialState::Complete);
+    rows.sort_by(|a, b| {
+        direction
+            .as_loss(a.value.unwrap_or(f64::NAN))
+            .total_cmp(&direction.as_loss(b.value.unwrap_or(f64::NAN)))
+    });
+    rows.truncate(BEST_ROWS);
+    rows
+}
+
+fn summary_line(report: &StudyReport) -> String {
+    let o = &report.overview;
+    let mut line = format!(
+        "{} trials: {} complete, {} pruned, {} failed, {} running. Objective: {} ({}).",
+        o.trials,
+        o.complete,
+        o.pruned,
+        o.failed,
+        o.running,
+        o.metric,
+        o.direction.name()
+    );
+    if let Some(b) = &o.best {
+        let _ = write!(
+            line,
+            " Best: trial {} with {}.",
+            b.number,
+            short_number(b.value)
+        );
+    }
+    line
+}
+
+fn param_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.as_f64().map_or(n.to_string(), short_number),
+        other => other.to_string(),
+    }
+}
+
+fn html(report: &StudyReport, plots: &[Plot]) -> String {
+    let o = &report.overview;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Study {name}</title><style>\
+         body{{font:14px sans-serif;margin:24px;color:#222;max-width:1200px}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:3px 8px;text-align:right}}\
+         th{{background:#f4f4f4}}figure{{margin:18px 0}}img{{max-width:100%;border:1px solid #eee}}\
+         </style></head><body>\n<h1>Study {name}</h1>\n<p>{summary}</p>\n",
+        name = escape(&o.name),
+        summary = escape(&summary_line(report)),
+    );
+    let params = &report.trials.params;
+    out.push_str("<h2>Best trials</h2>\n<table><tr><th>trial</th><th>value</th>");
+    for p in params {
+        let _ = write!(out, "<th>{}</th>", escape(p));
+    }
+    out.push_str("</tr>\n");
+    for row in best_rows(report) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td>",
+            row.number,
+            row.value.map(short_number).unwrap_or_default()
+        );
+        for p in params {
+            let _ = write!(
+                out,
+                "<td>{}</td>",
+                escape(&row.params.get(p).map(param_text).unwrap_or_default())
+            );
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    for plot in plots {
+        let _ = writeln!(
+            out,
+            "<figure id=\"{id}\"><img src=\"{id}.svg\" alt=\"{title}\"><figcaption>{title}</figcaption></figure>",
+            id = escape(&plot.id),
+            title = escape(&plot.title)
+        );
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+fn markdown(report: &StudyReport, plots: &[Plot]) -> String {
+    let o = &report.overview;
+    let mut out = format!(
+        "# Study {}\n\n{}\n\n## Best trials\n\n",
+        o.name,
+        summary_line(report)
+    );
+    let params = &report.trials.params;
+    let _ = writeln!(out, "| trial | value | {} |", params.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---|".repeat(params.len()));
+    for row in best_rows(report) {
+        let values: Vec<String> = params
+            .iter()
+            .map(|p| row.params.get(p).map(param_text).unwrap_or_default())
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            row.number,
+            row.value.map(short_number).unwrap_or_default(),
+            values.join(" | ")
+        );
+    }
+    for plot in plots {
+        let _ = write!(
+            out,
+            "\n## {}\n\n![{}]({}.svg)\n",
+            plot.title, plot.title, plot.id
+        );
+    }
+    out
+}
