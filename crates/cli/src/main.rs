@@ -42,6 +42,10 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Serve models over HTTP: KServe v2 inference, /predict, /metrics, dynamic batching.
     Serve(Box<commands::serve::ServeArgs>),
+    /// Watch studies in the browser: history, trials, curves, importance, Pareto front.
+    Dashboard(commands::dashboard::DashboardArgs),
+    /// Write a study's plots as SVG files with an index.html (or README.md).
+    Report(commands::report::ReportArgs),
     /// Write a deployment bundle (Dockerfile, Kubernetes, KServe, model card), or --verify one.
     Deploy(Box<commands::deploy::DeployArgs>),
 }
@@ -65,6 +69,8 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::export::run(args),
         Command::Serve(args) => commands::serve::run(*args),
         Command::Deploy(args) => commands::deploy::run(*args),
+        Command::Dashboard(args) => commands::dashboard::run(args),
+        Command::Report(args) => commands::report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

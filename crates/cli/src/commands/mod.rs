@@ -1,10 +1,12 @@
 //! One module per subcommand: each turns its arguments into library calls and prints results.
 
 pub mod auto;
+pub mod dashboard;
 pub mod deploy;
 pub mod evaluate;
 pub mod export;
 pub mod predict;
+pub mod report;
 pub mod serve;
 pub mod studies;
 pub mod train;
@@ -37,6 +39,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<modelsmith::store::StoreError>()
                 .is_some_and(modelsmith::store::StoreError::is_bad_input)
+            || cause
+                .downcast_ref::<modelsmith::report::ReportError>()
+                .is_some_and(modelsmith::report::ReportError::is_bad_input)
             || cause
                 .downcast_ref::<modelsmith::Error>()
                 .is_some_and(modelsmith::Error::is_bad_input)
