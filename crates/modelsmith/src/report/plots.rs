@@ -121,6 +121,11 @@ pub fn history_svg(h: &History) -> String {
         }
         steps.push((x.map(p.number as f64), y.map(p.best_so_far)));
     }
+    // Carried on to the last trial (pruned ones included): the best stands until beaten.
+    let last = all().map(|(n, _)| n).max().unwrap_or(0) as f64;
+    if let Some(p) = h.points.last() {
+        steps.push((x.map(last), y.map(p.best_so_far)));
+    }
     svg.push(format!(
         r#"<polyline class="ms-best" points="{}">{}</polyline>"#,
         points_attr(&steps),
