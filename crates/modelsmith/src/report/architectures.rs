@@ -102,9 +102,11 @@ fn input_of(data: &StudyData, t: &FrozenTrial) -> Option<(Vec<usize>, usize)> {
             serde_json::from_value(classes).ok()?,
         ));
     }
-    let spec = ["/train/data", "/data"]
+    // tune's config (`train.data`), auto's (`auto.data`), or the trial's training config.
+    let spec = ["/train/data", "/auto/data", "/data"]
         .iter()
-        .find_map(|p| study.pointer(p).and_then(serde_json::Value::as_str))?;
+        .find_map(|p| study.pointer(p).and_then(serde_json::Value::as_str))
+        .or_else(|| t.attrs.get("config")?.get("data")?.as_str())?;
     match spec {
         "digits" | "fashion-mnist" => Some((vec![28, 28, 1], 10)),
         _ => None,
