@@ -245,13 +245,25 @@ impl Scale {
 
     pub fn label(&self, v: f64) -> String {
         if self.log {
-            // Powers of ten: 1e-4, 0.01, 1, 100, 1e5.
-            let e = v.log10().round() as i32;
-            return if (-2..=4).contains(&e) {
-                short_number(10f64.powi(e))
+            let e = v.log10();
+            if (e - e.round()).abs() < 1e-9 {
+                // Powers of ten: 1e-4, 0.01, 1, 100, 1e5.
+                let e = e.round() as i32;
+                return if (-2..=4).contains(&e) {
+                    short_number(10f64.powi(e))
+                } else {
+                    format!("1e{e}")
+                };
+            }
+            // Less than a decade shown: plain ticks, three significant digits.
+            let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+            let rounded: f64 = format!("{v:.digits$}").parse().unwrap_or(v);
+            let power = 10f64.powi(v.abs().log10().floor() as i32 - 2);
+            return short_number(if digits == 0 {
+                (v / power).round() * power
             } else {
-                format!("1e{e}")
-            };
+                rounded
+            });
         }
         // Round away float noise (0.30000000000000004) before formatting.
         let step = (self.d1 - self.d0).abs() / 50.0;
@@ -293,6 +305,16 @@ mod tests {
         let log = Scale::fit([1e-4, 1e-1].into_iter(), 0.0, 100.0, true);
         assert_eq!(log.ticks(), [1e-4, 1e-3, 1e-2, 1e-1]);
         assert!(log.map(1e-4) < log.map(1e-2) && log.map(1e-2) < log.map(1e-1));
+        let labels: Vec<String> = log.ticks().iter().map(|t| log.label(*t)).collect();
+        assert_eq!(labels, ["1e-4", "1e-3", "0.01", "0.1"]);
+        // Less than a decade on a log axis: plain round ticks, each labeled as itself.
+        let narrow = Scale::fit([21_000.0, 38_000.0].into_iter(), 0.0, 100.0, true);
+        let labels: Vec<String> = narrow.ticks().iter().map(|t| narrow.label(*t)).collect();
+        assert!(labels.len() >= 2, "{labels:?}");
+        let mut unique = labels.clone();
+        unique.dedup();
+        assert_eq!(unique, labels, "distinct labels");
+        assert!(labels.contains(&"30,000".to_string()), "{labels:?}");
     }
 
     #[test]
