@@ -58,6 +58,13 @@ impl Artifacts {
         Some(self.root.join(folder).join("weights.safetensors"))
     }
 
+    /// The trial's model folder, when it still holds a saved model.
+    pub fn trial_model_dir(&self, trial: &FrozenTrial) -> Option<PathBuf> {
+        let folder = trial.attrs.get(WEIGHTS_ATTR)?.as_str()?;
+        let dir = self.root.join(folder);
+        dir.join("model.json").exists().then_some(dir)
+    }
+
     /// Removes a trial's folder (a pruned or failed trial, or one no longer needed).
     pub fn remove(&self, number: u64) {
         let _ = std::fs::remove_dir_all(self.trial_dir(number));

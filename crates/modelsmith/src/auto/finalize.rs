@@ -17,10 +17,10 @@ use crate::arch::evolve::GENOME_ATTR;
 use crate::arch::Genome;
 use crate::data::LoadedData;
 use crate::deploy::{export, ExportFormat};
-use crate::model::read_weights_file;
+use crate::model::{load_model, read_weights_file, save_model};
 use crate::search::FrozenTrial;
 use crate::train::schedule::LrSchedule;
-use crate::train::{train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions};
+use crate::train::{evaluate, train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions};
 use crate::{Error, Result};
 
 /// Share of the time left that epochs may fill (the rest: testing, latency, ONNX export).
@@ -84,10 +84,18 @@ impl Finalizer<'_> {
             _ => f64::INFINITY,
         };
         let fit = (time_left.as_secs_f64() * EPOCH_SHARE / per_epoch).floor();
-        let epochs = (fit as u32).clamp(1, self.config.max_final_epochs.max(1));
+        let epochs = (fit as u32).min(self.config.max_final_epochs.max(1));
 
         std::fs::create_dir_all(out)
             .map_err(|e| Error::io(out, format!("cannot create folder: {e}")))?;
+        if epochs == 0 {
+            // No time left for even one more epoch (the search overran): the best trial's
+            // model as it was trained, tested once, rather than blowing the budget.
+            if let Some(dir) = self.artifacts.trial_model_dir(best) {
+                return self.keep_trial_model(best, &genome, &dir, out);
+            }
+        }
+        let epochs = epochs.max(1);
         let spec_path = self.artifacts.root().join("final-spec.json");
         let spec = genome.to_spec(self.input_shape, self.num_classes);
         std::fs::write(
@@ -137,6 +145,51 @@ impl Finalizer<'_> {
             epochs: report.epochs_run,
             train_seconds: report.train_seconds,
             start,
+            out: out.to_path_buf(),
+            onnx,
+        })
+    }
+}
+
+impl Finalizer<'_> {
+    /// Saves the trial's own model folder to `out` with its test figures, tests it once,
+    /// measures it and exports it.
+    fn keep_trial_model(
+        &self,
+        best: &FrozenTrial,
+        genome: &Genome,
+        trial_dir: &Path,
+        out: &Path,
+    ) -> Result<FinalModel> {
+        self.observer.on_message(&format!(
+            "final: no time left for another epoch: trial {}'s model as trained, tested once",
+            best.number
+        ));
+        let (mut meta, mut net) = load_model(trial_dir)?;
+        let (test_loss, test_accuracy) = evaluate(&mut net, &self.data.test);
+        if let Some(m) = meta.metrics.as_object_mut() {
+            m.insert("test_accuracy".into(), test_accuracy.into());
+            m.insert("test_loss".into(), test_loss.into());
+        }
+        save_model(out, &meta, &net)?;
+        let latency_ms = measure::latency_ms(out)?;
+        let onnx = out.join("model.onnx");
+        export(out, ExportFormat::Onnx, &onnx)?;
+        Ok(FinalModel {
+            trial: best.number,
+            architecture: genome.to_string(),
+            params: meta.params,
+            flops: 2 * meta.macs_per_example,
+            latency_ms,
+            val_accuracy: best.value.unwrap_or(f64::NAN),
+            test_accuracy,
+            test_loss,
+            epochs: 0,
+            train_seconds: 0.0,
+            start: format!(
+                "trial {}'s model as trained (no time for more)",
+                best.number
+            ),
             out: out.to_path_buf(),
             onnx,
         })

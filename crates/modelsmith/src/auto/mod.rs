@@ -292,10 +292,7 @@ pub fn run_auto(
             ),
         }
     })?;
-    let time_left = config
-        .time_budget
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_secs(1));
+    let time_left = config.time_budget.saturating_sub(started.elapsed());
     let final_model = finalize::Finalizer {
         config,
         data,
