@@ -36,6 +36,8 @@ enum Command {
     Tune(Box<commands::tune::TuneArgs>),
     /// Search architectures and training settings within a time budget; save the best model.
     Auto(Box<commands::auto::AutoArgs>),
+    /// Join a study in shared storage and run its trials (start any number, on any hosts).
+    Worker(Box<commands::worker::WorkerArgs>),
     /// List, show and export the studies in a storage.
     Studies(commands::studies::StudiesArgs),
     /// Export a saved model as ONNX or safetensors.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::run(args),
         Command::Tune(args) => commands::tune::run(*args),
         Command::Auto(args) => commands::auto::run(*args),
+        Command::Worker(args) => commands::worker::run(*args),
         Command::Studies(args) => commands::studies::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Serve(args) => commands::serve::run(*args),

@@ -1,7 +1,10 @@
 //! The storage contract, checked against every implementation: each conformance function takes
-//! a `&dyn Storage` and runs once on `MemoryStorage` (module `memory`) and once on a fresh
-//! `SqliteStorage` file (module `sqlite`). SQLite-only behaviour (files, schema, WAL, several
-//! connections) follows in `sqlite_file`.
+//! a `&dyn Storage` and runs on `MemoryStorage` (module `memory`), on a fresh `SqliteStorage`
+//! file (module `sqlite`) and on a fresh schema of the PostgreSQL test server (module
+//! `postgres`; see `pg/mod.rs`). Behaviour of one backend (files, schema, WAL, several
+//! connections, authentication) follows in `sqlite_file` and `postgres_server`.
+
+mod pg;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -490,6 +493,16 @@ macro_rules! conformance {
                 super::$name(&s);
             } )*
         }
+        mod postgres {
+            $( #[test] fn $name() {
+                let Some(url) = super::pg::fresh_schema(concat!("storage_", stringify!($name)))
+                else {
+                    return;
+                };
+                let s = modelsmith::store::PostgresStorage::open(&url).unwrap();
+                super::$name(&s);
+            } )*
+        }
     };
 }
 
@@ -771,5 +784,272 @@ mod sqlite_file {
         let list = s.list_studies().unwrap();
         eprintln!("list_studies(): {:?}", t0.elapsed());
         assert_eq!(list[0].complete, 1_000);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL only (the test server of scripts/test).
+
+mod postgres_server {
+    use super::*;
+    use modelsmith::store::PostgresStorage;
+
+    fn open_error(url: &str) -> String {
+        match PostgresStorage::open(url) {
+            Err(e @ StoreError::Open { .. }) => {
+                assert!(e.is_bad_input());
+                let msg = e.to_string();
+                assert!(!msg.contains('\n'), "one line: {msg}");
+                msg
+            }
+            Err(e) => panic!("expected an Open error, got {e:?}"),
+            Ok(_) => panic!("expected an Open error, got a storage"),
+        }
+    }
+
+    /// The server URL with another password, and the real one.
+    fn with_password(url: &str, password: &str) -> (String, String) {
+        let (head, rest) = url.split_once("://").unwrap();
+        let (userinfo, host) = rest.split_once('@').unwrap();
+        let (user, real) = userinfo.split_once(':').unwrap();
+        (
+            format!("{head}://{user}:{password}@{host}"),
+            real.to_string(),
+        )
+    }
+
+    #[test]
+    fn the_schema_has_the_same_tables_and_columns_as_sqlite() {
+        let Some(url) = pg::fresh_schema("pg_same_schema") else {
+            return;
+        };
+        drop(PostgresStorage::open(&url).unwrap());
+        let mut c = pg::client(&url);
+        let rows = c
+            .query(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                 WHERE table_schema = 't_pg_same_schema' AND table_name <> 'modelsmith_schema' \
+                 ORDER BY table_name, ordinal_position",
+                &[],
+            )
+            .unwrap();
+        let pg_columns: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(SqliteStorage::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut sqlite_columns = Vec::new();
+        for table in modelsmith::store::schema::TABLES {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+                ))
+                .unwrap();
+            let names: Vec<String> = stmt
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            sqlite_columns.extend(names.into_iter().map(|n| (table.to_string(), n)));
+        }
+        assert!(pg_columns.len() > 20, "{pg_columns:?}");
+        assert_eq!(pg_columns, sqlite_columns);
+        let version: i32 = c
+            .query_one(
+                "SELECT version FROM t_pg_same_schema.modelsmith_schema",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(i64::from(version), PostgresStorage::SCHEMA_VERSION);
+        assert_eq!(
+            PostgresStorage::SCHEMA_VERSION,
+            SqliteStorage::SCHEMA_VERSION
+        );
+    }
+
+    #[test]
+    fn reopen_sees_the_same_data_and_a_newer_schema_is_refused() {
+        let Some(url) = pg::fresh_schema("pg_reopen") else {
+            return;
+        };
+        let (record, trials) = {
+            let s = PostgresStorage::open(&url).unwrap();
+            let record = s
+                .create_study("keep", Direction::Maximize, json!({"a": [1, 2.5]}))
+                .unwrap();
+            let (id, _) = start(&s, record.id, None).unwrap();
+            s.report(id, 0, 0.123_456_789_012_345_6).unwrap();
+            s.finish_trial(id, TrialState::Complete, Some(1.0 / 3.0), None)
+                .unwrap();
+            (record.clone(), s.trials(record.id).unwrap())
+        };
+        // Through the URL as the CLI opens it, for writing and for reading.
+        for s in [
+            modelsmith::store::open(&url).unwrap(),
+            modelsmith::store::open_existing(&url).unwrap(),
+        ] {
+            assert_eq!(s.get_study("keep").unwrap(), Some(record.clone()));
+            assert_eq!(s.trials(record.id).unwrap(), trials);
+        }
+        pg::client(&url)
+            .batch_execute("UPDATE t_pg_reopen.modelsmith_schema SET version = version + 1")
+            .unwrap();
+        let msg = open_error(&url);
+        assert!(msg.contains("newer"), "{msg}");
+    }
+
+    #[test]
+    fn foreign_and_empty_databases_are_refused_for_reading() {
+        let Some(url) = pg::fresh_schema("pg_foreign") else {
+            return;
+        };
+        // Reading a database without studies does not create them.
+        match modelsmith::store::open_existing(&url) {
+            Err(e @ StoreError::Open { .. }) => {
+                assert!(e.to_string().contains("no Modelsmith studies"), "{e}")
+            }
+            Err(e) => panic!("expected an Open error, got {e:?}"),
+            Ok(_) => panic!("an empty database opened for reading"),
+        }
+        let mut c = pg::client(&url);
+        let tables: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 't_pg_foreign'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(tables, 0);
+        c.batch_execute("CREATE TABLE t_pg_foreign.studies (id INT, owner TEXT)")
+            .unwrap();
+        let msg = open_error(&url);
+        assert!(msg.contains("not Modelsmith's"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_password_and_unreachable_server_are_one_line_open_errors_without_secrets() {
+        let Some(url) = pg::server_url("pg_auth") else {
+            return;
+        };
+        let (wrong, real) = with_password(&url, "not-the-password-xyz");
+        let msg = open_error(&wrong);
+        assert!(msg.contains("password authentication failed"), "{msg}");
+        assert!(!msg.contains("not-the-password-xyz"), "{msg}");
+        assert!(!msg.contains(&real), "{msg}");
+        assert!(msg.contains(":***@"), "{msg}");
+
+        // A port where nothing listens: refused at once, not after a long wait.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let closed = format!("postgres://modelsmith:{real}@127.0.0.1:{port}/modelsmith");
+        let t0 = Instant::now();
+        let msg = open_error(&closed);
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(msg.contains("cannot connect"), "{msg}");
+        assert!(!msg.contains(&real), "{msg}");
+
+        let msg = open_error(&format!("{url}?nosuchoption=1"));
+        assert!(msg.contains("not a valid PostgreSQL URL"), "{msg}");
+        assert!(!msg.contains(&real), "{msg}");
+    }
+
+    /// 8 threads, each with its own storage (its own pool) on one new schema, race to create
+    /// the schema and the study, claim 40 queued trials and then new ones under a limit of 240:
+    /// each queued trial is claimed once, every number 0..240 appears exactly once.
+    #[test]
+    fn concurrent_workers_claim_each_trial_once() {
+        const LIMIT: u64 = 240;
+        const QUEUED: u64 = 40;
+        let Some(url) = pg::fresh_schema("pg_race") else {
+            return;
+        };
+        {
+            let s = PostgresStorage::open(&url).unwrap();
+            let study = study(&s, "race");
+            for i in 0..QUEUED {
+                let attrs = BTreeMap::from([("queued".to_string(), json!(i))]);
+                s.enqueue_trial(study, &BTreeMap::new(), &attrs).unwrap();
+            }
+        }
+        let url = Arc::new(url);
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..8u32)
+            .map(|w| {
+                let (url, barrier) = (url.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let s = PostgresStorage::open(&url).unwrap();
+                    let study = study(&s, "race");
+                    let mut mine = Vec::new();
+                    while let Some(t) = s.start_trial(study, Some(LIMIT), &owner(w)).unwrap() {
+                        s.set_param(t.id, "lr", &param(1e-4, 1.0, -2.0)).unwrap();
+                        s.report(t.id, 0, f64::from(w)).unwrap();
+                        s.heartbeat(&[t.id]).unwrap();
+                        s.finish_trial(t.id, TrialState::Complete, Some(t.number as f64), None)
+                            .unwrap();
+                        mine.push((t.number, t.attrs.get("queued").cloned()));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let claimed: Vec<(u64, Option<serde_json::Value>)> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker failed"))
+            .collect();
+        eprintln!("8 storages, {LIMIT} trials: {:?}", started.elapsed());
+        let mut numbers: Vec<u64> = claimed.iter().map(|c| c.0).collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (0..LIMIT).collect::<Vec<_>>());
+        // The queued trials (numbers 0..40) were claimed with their own attrs.
+        for (number, queued) in &claimed {
+            let expected = (*number < QUEUED).then(|| json!(number));
+            assert_eq!(queued, &expected, "trial {number}");
+        }
+        let s = PostgresStorage::open(&url).unwrap();
+        let trials = s.trials(s.get_study("race").unwrap().unwrap().id).unwrap();
+        assert_eq!(trials.len(), LIMIT as usize);
+        assert!(trials.iter().all(|t| t.state == TrialState::Complete
+            && t.value == Some(t.number as f64)
+            && t.params.len() == 1
+            && t.intermediate.len() == 1));
+        let owners: std::collections::HashSet<u32> = trials
+            .iter()
+            .map(|t| t.owner.as_ref().unwrap().pid)
+            .collect();
+        assert!(owners.len() >= 2, "only {owners:?} took part");
+    }
+
+    /// A cleaner does not fail a trial whose worker beat after it was judged dead.
+    #[test]
+    fn fail_stale_spares_a_trial_that_beat_in_between() {
+        let Some(url) = pg::fresh_schema("pg_stale_race") else {
+            return;
+        };
+        let s = PostgresStorage::open(&url).unwrap();
+        let a = study(&s, "a");
+        let (slow, _) = start(&s, a, None).unwrap();
+        let (dead, _) = start(&s, a, None).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let failed = s
+            .fail_stale(
+                a,
+                &|t| {
+                    if t.id == slow {
+                        // Judged dead, but its worker beats before the cleaner writes.
+                        s.heartbeat(&[slow]).unwrap();
+                    }
+                    true
+                },
+                "gone",
+            )
+            .unwrap();
+        assert_eq!(failed, [1]);
+        assert_eq!(s.trial(slow).unwrap().state, TrialState::Running);
+        assert_eq!(s.trial(dead).unwrap().state, TrialState::Failed);
     }
 }

@@ -11,6 +11,7 @@ pub mod serve;
 pub mod studies;
 pub mod train;
 pub mod tune;
+pub mod worker;
 
 use modelsmith::data::DataError;
 use modelsmith::model::ModelError;
@@ -56,6 +57,14 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 /// Prints `value` as one JSON object on stdout (for `--json`).
 pub fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(value).expect("serializable"));
+}
+
+/// `--storage-password-file FILE`: the storage reads the password from it (through the
+/// environment, so every storage opened by this process sees it).
+pub fn use_password_file(path: Option<&std::path::Path>) {
+    if let Some(path) = path {
+        std::env::set_var("MODELSMITH_STORAGE_PASSWORD_FILE", path);
+    }
 }
 
 /// `--threads N`: the size of the global rayon pool (default: all cores).

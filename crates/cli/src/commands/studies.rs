@@ -12,9 +12,12 @@ use super::print_json;
 pub struct StudiesArgs {
     #[command(subcommand)]
     command: StudiesCommand,
-    /// Where studies live: sqlite:PATH or memory:.
+    /// Where studies live: sqlite:PATH, postgres://USER@HOST[:PORT]/DB or memory:.
     #[arg(long, global = true, default_value = "sqlite:modelsmith.db")]
     storage: String,
+    /// A file whose first line is the storage password.
+    #[arg(long, global = true, env = "MODELSMITH_STORAGE_PASSWORD_FILE")]
+    storage_password_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -48,7 +51,11 @@ enum ExportFormat {
 }
 
 pub fn run(args: StudiesArgs) -> Result<()> {
+    super::use_password_file(args.storage_password_file.as_deref());
     let storage = store::open_existing(&args.storage)?;
+    if matches!(args.command, StudiesCommand::List { json: false }) {
+        eprintln!("studies in {}", store::redact_url(&args.storage));
+    }
     match args.command {
         StudiesCommand::List { json } => list(&*storage, json),
         StudiesCommand::Show { name, json } => show(&*storage, &name, json),

@@ -7,7 +7,7 @@ use modelsmith::search::TrialState;
 use modelsmith::store;
 use modelsmith::tune::{run_tune, RunOptions, TuneConfig};
 
-use super::{init_threads, load_training_data, print_json};
+use super::{init_threads, load_training_data, print_json, use_password_file, BadInput};
 use crate::study_progress::StudyProgress;
 
 /// The search `modelsmith tune` runs without --config (examples/tune-digits.toml).
@@ -19,9 +19,19 @@ pub struct TuneArgs {
     /// examples/tune-digits.toml).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Where studies live: sqlite:PATH or memory:.
+    /// Where studies live: sqlite:PATH, postgres://USER@HOST[:PORT]/DB or memory:.
     #[arg(long, default_value = "sqlite:modelsmith.db")]
     storage: String,
+    /// A file whose first line is the storage password.
+    #[arg(long, env = "MODELSMITH_STORAGE_PASSWORD_FILE")]
+    storage_password_file: Option<PathBuf>,
+    /// 0: only create the study (its config goes into the storage) and print the command
+    /// that starts a worker on it (`modelsmith worker`).
+    #[arg(long)]
+    workers: Option<u32>,
+    /// A directory where workers copy the model folder of each new best trial.
+    #[arg(long)]
+    artifacts: Option<PathBuf>,
     /// Study name (default: the config file's name). The same name continues the study.
     #[arg(long)]
     study: Option<String>,
@@ -97,16 +107,32 @@ impl TuneArgs {
         if self.no_retrain {
             c.study.retrain = false;
         }
+        if let Some(dir) = &self.artifacts {
+            // Absolute, so that workers started elsewhere find the same (shared) directory.
+            c.study.artifacts = Some(std::path::absolute(dir)?);
+        }
         Ok(c)
     }
 }
 
 pub fn run(args: TuneArgs) -> Result<()> {
     init_threads(args.threads)?;
+    use_password_file(args.storage_password_file.as_deref());
     let config = args.config()?;
     config.validate()?;
+    let shown = store::redact_url(&args.storage);
     let storage: Arc<dyn store::Storage> = Arc::from(store::open(&args.storage)?);
     let name = config.study.name.clone().unwrap_or_default();
+    match args.workers {
+        None => {}
+        Some(0) => return create_for_workers(&config, storage, &args, &shown),
+        Some(n) => {
+            return Err(BadInput(format!(
+                "--workers {n}: only 0 is supported (create the study, then start                  `modelsmith worker` processes)"
+            ))
+            .into())
+        }
+    }
     let done_before = match storage.get_study(&name)? {
         Some(s) => storage
             .trials(s.id)?
@@ -123,8 +149,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
         config.study.metric.name(),
     );
     progress.say(&format!(
-        "study '{name}' in {}: {} trials ({} done), sampler {}, pruner {}, {} job(s)",
-        args.storage,
+        "study '{name}' in {shown}: {} trials ({} done), sampler {}, pruner {}, {} job(s)",
         config.study.trials,
         done_before,
         config.study.sampler,
@@ -178,8 +203,44 @@ pub fn run(args: TuneArgs) -> Result<()> {
             "{} trial(s) failed in this run (see `modelsmith studies show {} --storage {}`)",
             report.run.failed,
             report.study,
-            args.storage
+            shown
         ));
+    }
+    Ok(())
+}
+
+/// `--workers 0`: the study (with its config) goes into the storage; the command that joins it
+/// goes to stdout, the URL without its password.
+fn create_for_workers(
+    config: &modelsmith::tune::TuneConfig,
+    storage: Arc<dyn store::Storage>,
+    args: &TuneArgs,
+    shown: &str,
+) -> Result<()> {
+    let record = modelsmith::tune::create_study(config, storage)?;
+    // Workers get the password from a file or the environment, never from a command line.
+    let worker_url = shown.replace(":***@", "@").replace("password=***", "");
+    if args.json {
+        print_json(&serde_json::json!({
+            "study": record.name,
+            "storage": shown,
+            "trials": config.study.trials,
+            "worker_command": ["modelsmith", "worker", "--storage", worker_url, "--study", &record.name],
+        }));
+    } else {
+        if !args.quiet {
+            eprintln!(
+                "study '{}' is ready in {shown}: {} trials; start workers with:",
+                record.name, config.study.trials
+            );
+        }
+        if worker_url != shown && !args.quiet {
+            eprintln!("(the password is not shown: give workers --storage-password-file FILE or PGPASSWORD)");
+        }
+        println!(
+            "modelsmith worker --storage '{worker_url}' --study '{}'",
+            record.name
+        );
     }
     Ok(())
 }

@@ -113,6 +113,10 @@ pub struct OptimizeOptions {
     pub jobs: usize,
     /// Before starting, queue a retry (same parameters) of each failed trial not yet retried.
     pub retry_failed: bool,
+    /// Queue a retry (same parameters) of each trial this call reclaims from a dead worker.
+    pub retry_reclaimed: bool,
+    /// Start at most this many trials in this call (a worker's `--max-trials`).
+    pub max_trials: Option<u64>,
     /// Stop after this many failed trials in this run (default: the trial target, at least 1),
     /// so an objective that always fails cannot loop forever.
     pub max_failures: Option<u64>,
@@ -128,6 +132,8 @@ impl Default for OptimizeOptions {
             timeout: None,
             jobs: 1,
             retry_failed: false,
+            retry_reclaimed: false,
+            max_trials: None,
             max_failures: None,
             stale_after: Duration::from_secs(120),
             heartbeat_every: Duration::from_secs(10),
@@ -276,6 +282,12 @@ impl Study {
 
     /// Queues a retry of each failed trial that has none yet; returns the retried numbers.
     pub fn retry_failed_trials(&self) -> Result<Vec<u64>, StoreError> {
+        self.retry_trials(None)
+    }
+
+    /// Queues a retry of each failed trial (of those numbered in `only`, if given) that has
+    /// none yet; returns the retried numbers.
+    pub fn retry_trials(&self, only: Option<&[u64]>) -> Result<Vec<u64>, StoreError> {
         let trials = self.trials()?;
         let retried: HashSet<u64> = trials
             .iter()
@@ -283,7 +295,7 @@ impl Study {
             .collect();
         let mut out = Vec::new();
         for t in trials.iter().filter(|t| t.state == TrialState::Failed) {
-            if retried.contains(&t.number) {
+            if retried.contains(&t.number) || only.is_some_and(|o| !o.contains(&t.number)) {
                 continue;
             }
             let attrs = BTreeMap::from([("retry_of".to_string(), t.number.into())]);
@@ -333,12 +345,17 @@ impl Study {
         }
         if options.retry_failed {
             summary.retried = self.retry_failed_trials()?;
+        } else if options.retry_reclaimed && !summary.recovered_stale.is_empty() {
+            // Only this caller failed these trials (the storage re-checks each), so each is
+            // queued once however many workers look for dead ones.
+            summary.retried = self.retry_trials(Some(&summary.recovered_stale))?;
         }
         let max_failures = options
             .max_failures
             .unwrap_or(options.trials.unwrap_or(u64::MAX).max(1));
         let run = RunState {
             stop: AtomicBool::new(false),
+            started: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             counts: Mutex::new([0; 3]),
             error: Mutex::new(None),
@@ -389,6 +406,11 @@ impl Study {
                 || run.failures.load(Ordering::SeqCst) >= max_failures
             {
                 return;
+            }
+            if let Some(max) = options.max_trials {
+                if run.started.fetch_add(1, Ordering::SeqCst) >= max {
+                    return;
+                }
             }
             match self.run_one(run, options.trials, observer, objective) {
                 Ok(true) => {}
@@ -517,6 +539,8 @@ struct HistoryCache {
 
 struct RunState {
     stop: AtomicBool,
+    /// Trials this call has claimed (or is about to).
+    started: AtomicU64,
     failures: AtomicU64,
     /// complete, pruned, failed in this run.
     counts: Mutex<[u64; 3]>,
@@ -664,6 +688,11 @@ impl Trial<'_> {
 
     pub fn direction(&self) -> Direction {
         self.study.record.direction
+    }
+
+    /// The best value of the study's trials that were complete when this one started.
+    pub fn best_value_before(&self) -> Option<f64> {
+        best_trial(&self.history, self.study.record.direction).and_then(|t| t.value)
     }
 
     /// The parameters suggested so far.

@@ -35,55 +35,7 @@ use crate::search::{Direction, Distribution, FrozenTrial, Owner, ParamRecord, Tr
 /// `PRAGMA application_id` of a Modelsmith store: "MSMT".
 const APPLICATION_ID: i64 = 0x4D53_4D54;
 
-/// The schema, one entry per version: `MIGRATIONS[i]` turns version `i` into version `i + 1`.
-/// Append only; never edit a released entry.
-const MIGRATIONS: &[&str] = &[
-    // 1: studies, trials and the per-trial tables.
-    "
-    CREATE TABLE studies (
-        id          INTEGER PRIMARY KEY,
-        name        TEXT    NOT NULL UNIQUE,
-        direction   TEXT    NOT NULL,
-        attrs       TEXT    NOT NULL,   -- JSON
-        created_at  REAL    NOT NULL
-    );
-    CREATE TABLE trials (
-        id                INTEGER PRIMARY KEY,
-        study_id          INTEGER NOT NULL REFERENCES studies(id),
-        number            INTEGER NOT NULL,
-        state             TEXT    NOT NULL,
-        value             REAL,           -- NaN is stored as the text 'NaN'
-        started_at        REAL,
-        finished_at       REAL,
-        heartbeat_at      REAL,
-        owner_host        TEXT,
-        owner_pid         INTEGER,
-        owner_start_ticks INTEGER,        -- u64 stored bit for bit as i64
-        error             TEXT,
-        UNIQUE (study_id, number)
-    );
-    CREATE INDEX trials_by_state ON trials (study_id, state, number);
-    CREATE TABLE trial_params (
-        trial_id      INTEGER NOT NULL REFERENCES trials(id),
-        name          TEXT    NOT NULL,
-        distribution  TEXT    NOT NULL,   -- JSON
-        internal      REAL    NOT NULL,
-        PRIMARY KEY (trial_id, name)
-    ) WITHOUT ROWID;
-    CREATE TABLE trial_values (
-        trial_id  INTEGER NOT NULL REFERENCES trials(id),
-        step      INTEGER NOT NULL,
-        value     REAL    NOT NULL,
-        PRIMARY KEY (trial_id, step)
-    ) WITHOUT ROWID;
-    CREATE TABLE trial_attrs (
-        trial_id  INTEGER NOT NULL REFERENCES trials(id),
-        key       TEXT    NOT NULL,
-        value     TEXT    NOT NULL,       -- JSON
-        PRIMARY KEY (trial_id, key)
-    ) WITHOUT ROWID;
-    ",
-];
+use super::schema::SQLITE as MIGRATIONS;
 
 /// The schema version this build writes and understands.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -43,6 +43,16 @@ pub struct StudySettings {
     pub jobs: usize,
     /// At the end, train the best trial's settings on train+validation and test it once.
     pub retrain: bool,
+    /// How often a worker refreshes the heartbeat of the trial it runs.
+    pub heartbeat: String,
+    /// A running trial without a heartbeat for this long belongs to a dead (or cut-off)
+    /// worker: another worker marks it failed.
+    pub stale_after: String,
+    /// Queue a retry (same parameters) of every trial reclaimed from a dead worker.
+    pub retry_reclaimed: bool,
+    /// A directory (shared, or local to each worker) where each worker copies the model
+    /// folder of every trial that is the study's best when it finishes (`trial-NNNNN/`).
+    pub artifacts: Option<std::path::PathBuf>,
 }
 
 impl Default for StudySettings {
@@ -57,6 +67,10 @@ impl Default for StudySettings {
             seed: 0,
             jobs: 1,
             retrain: true,
+            heartbeat: "10s".into(),
+            stale_after: "2m".into(),
+            retry_reclaimed: false,
+            artifacts: None,
         }
     }
 }
@@ -129,6 +143,17 @@ impl TuneConfig {
         if let Some(t) = &self.study.timeout {
             parse_duration(t).map_err(|m| Error::Config(format!("study.timeout: {m}")))?;
         }
+        let heartbeat = parse_duration(&self.study.heartbeat)
+            .map_err(|m| Error::Config(format!("study.heartbeat: {m}")))?;
+        let stale_after = parse_duration(&self.study.stale_after)
+            .map_err(|m| Error::Config(format!("study.stale_after: {m}")))?;
+        if heartbeat.is_zero() || stale_after < heartbeat * 2 {
+            return bad(format!(
+                "study.stale_after ({}) must be at least twice study.heartbeat ({}), \
+                 or live workers would be taken for dead",
+                self.study.stale_after, self.study.heartbeat
+            ));
+        }
         let probe = apply_params(&self.train, &space.probe_values())?;
         probe.validate()?;
         if probe.validation_split == 0.0 {
@@ -138,6 +163,15 @@ impl TuneConfig {
             );
         }
         Ok(space)
+    }
+
+    /// `study.heartbeat` and `study.stale_after` (checked by [`TuneConfig::validate`]).
+    pub fn liveness(&self) -> (Duration, Duration) {
+        let get = |t: &str, default| parse_duration(t).unwrap_or(Duration::from_secs(default));
+        (
+            get(&self.study.heartbeat, 10),
+            get(&self.study.stale_after, 120),
+        )
     }
 
     pub fn timeout(&self) -> Option<Duration> {

@@ -6,6 +6,7 @@
 //! trial's settings are trained once more on train+validation and tested once.
 
 mod config;
+mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use config::{apply_params, parse_duration, Metric, StudySettings, TuneConfig};
+pub use worker::{joined_study, run_worker, WorkerOptions, WorkerReport};
 
 use crate::data::LoadedData;
 use crate::model::ModelSpec;
@@ -21,7 +23,7 @@ use crate::search::{
     OptimizeOptions, OptimizeSummary, ParamValue, SearchError, SearchSpace, Study, StudyObserver,
     StudyOptions, Trial, TrialError, TrialState,
 };
-use crate::store::Storage;
+use crate::store::{Storage, StudyRecord};
 use crate::train::{
     train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions, TrainReport,
 };
@@ -77,48 +79,23 @@ pub fn run_tune(
     run: &RunOptions,
     observer: &dyn StudyObserver,
 ) -> Result<TuneReport> {
-    let space = config.validate()?;
     let settings = &config.study;
-    let name = settings.name.clone().unwrap_or_else(|| "default".into());
-    let sampler: Box<dyn crate::search::sampler::Sampler> = if settings.sampler == "grid" {
-        Box::new(GridSampler::with_space(
-            settings.grid_points,
-            space.distributions(),
-        ))
-    } else {
-        make_sampler(&settings.sampler, settings.grid_points).map_err(Error::Config)?
-    };
-    // A grid has a finite number of points: more trials would only repeat them.
-    let target = match sampler.max_trials() {
-        Some(grid) if grid < settings.trials => {
-            observer.on_message(&format!(
-                "the grid has {grid} points: the study stops there (not at {})",
-                settings.trials
-            ));
-            grid
-        }
-        _ => settings.trials,
-    };
-    let pruner = config.pruner.build().map_err(Error::Config)?;
-    let study = Study::new(
-        storage,
-        &name,
-        settings.metric.direction(),
-        StudyOptions {
-            sampler: Arc::from(sampler),
-            pruner: Arc::from(pruner),
-            seed: settings.seed,
-            attrs: serde_json::to_value(config).expect("configs serialize"),
-        },
-    )
-    .map_err(search_error)?;
+    let (study, space, target) = open_study(config, storage, observer)?;
+    let name = study.name().to_string();
+    let (heartbeat_every, stale_after) = config.liveness();
     let options = OptimizeOptions {
         trials: Some(target),
         timeout: config.timeout(),
         jobs: settings.jobs,
         retry_failed: run.retry_failed,
+        retry_reclaimed: settings.retry_reclaimed,
+        heartbeat_every,
+        stale_after,
         ..OptimizeOptions::default()
     };
+    if let Some(dir) = &settings.artifacts {
+        create_artifacts_dir(dir)?;
+    }
     let summary = study
         .optimize_observed(&options, observer, |trial| {
             objective(trial, &space, config, data)
@@ -176,6 +153,66 @@ pub fn run_tune(
     Ok(report)
 }
 
+/// Creates (or opens) the study `config` describes, with the config in its attrs so that
+/// workers can join it. Returns the study record.
+pub fn create_study(config: &TuneConfig, storage: Arc<dyn Storage>) -> Result<StudyRecord> {
+    let (study, _, _) = open_study(config, storage, &crate::search::NoStudyObserver)?;
+    if let Some(dir) = &config.study.artifacts {
+        create_artifacts_dir(dir)?;
+    }
+    Ok(study.record().clone())
+}
+
+/// The study of `config` with its sampler and pruner, its search space, and its target number
+/// of trials (a grid may cap it).
+pub(crate) fn open_study(
+    config: &TuneConfig,
+    storage: Arc<dyn Storage>,
+    observer: &dyn StudyObserver,
+) -> Result<(Study, SearchSpace, u64)> {
+    let space = config.validate()?;
+    let settings = &config.study;
+    let name = settings.name.clone().unwrap_or_else(|| "default".into());
+    let sampler: Box<dyn crate::search::sampler::Sampler> = if settings.sampler == "grid" {
+        Box::new(GridSampler::with_space(
+            settings.grid_points,
+            space.distributions(),
+        ))
+    } else {
+        make_sampler(&settings.sampler, settings.grid_points).map_err(Error::Config)?
+    };
+    // A grid has a finite number of points: more trials would only repeat them.
+    let target = match sampler.max_trials() {
+        Some(grid) if grid < settings.trials => {
+            observer.on_message(&format!(
+                "the grid has {grid} points: the study stops there (not at {})",
+                settings.trials
+            ));
+            grid
+        }
+        _ => settings.trials,
+    };
+    let pruner = config.pruner.build().map_err(Error::Config)?;
+    let study = Study::new(
+        storage,
+        &name,
+        settings.metric.direction(),
+        StudyOptions {
+            sampler: Arc::from(sampler),
+            pruner: Arc::from(pruner),
+            seed: settings.seed,
+            attrs: serde_json::to_value(config).expect("configs serialize"),
+        },
+    )
+    .map_err(search_error)?;
+    Ok((study, space, target))
+}
+
+pub(crate) fn create_artifacts_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(dir, format!("cannot create the artifact directory: {e}")))
+}
+
 /// The selected settings, trained on all the training data (no validation split, so no early
 /// stopping: the trial's epoch count instead) and tested once.
 pub fn retrain_best(
@@ -200,7 +237,7 @@ pub fn retrain_best(
 }
 
 /// One trial: sample, configure, train on the training split, judge on validation.
-fn objective(
+pub(crate) fn objective(
     trial: &mut Trial,
     space: &SearchSpace,
     config: &TuneConfig,
@@ -222,8 +259,16 @@ fn objective(
         pruned: false,
         error: None,
     };
+    // With an artifact directory the model is saved next to it, and kept if it is the best.
+    let staging = config.study.artifacts.as_ref().map(|dir| {
+        dir.join(format!(
+            ".partial-{}-{}",
+            reporter.trial.number(),
+            std::process::id()
+        ))
+    });
     let options = TrainOptions {
-        out: None,
+        out: staging.as_deref(),
         resume: false,
         checkpoints: false,
         evaluate_test: false,
@@ -231,21 +276,58 @@ fn objective(
     };
     let result = train_with(&train_config, data, &options, &mut reporter);
     let PruningReporter { pruned, error, .. } = reporter;
-    if let Some(e) = error {
-        return Err(e);
+    let outcome = (|| {
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let report = result.map_err(TrialError::failed)?;
+        trial.set_attr("report", trial_report(&report))?;
+        if pruned {
+            return Err(TrialError::Pruned);
+        }
+        let value = match metric {
+            Metric::ValAccuracy => report.val_accuracy,
+            Metric::ValLoss => report.val_loss,
+        };
+        value
+            .map(f64::from)
+            .ok_or_else(|| TrialError::failed("training produced no validation metric"))
+    })();
+    if let Some(staging) = staging {
+        keep_if_best(trial, &outcome, &staging)?;
     }
-    let report = result.map_err(TrialError::failed)?;
-    trial.set_attr("report", trial_report(&report))?;
-    if pruned {
-        return Err(TrialError::Pruned);
-    }
-    let value = match metric {
-        Metric::ValAccuracy => report.val_accuracy,
-        Metric::ValLoss => report.val_loss,
+    outcome
+}
+
+/// Moves the trial's saved model from `staging` to `ARTIFACTS/trial-NNNNN` when it beats every
+/// trial finished before it started (and records the path as the trial's `artifact` attr);
+/// removes it otherwise. Only paths go into the storage, never the model itself.
+fn keep_if_best(
+    trial: &mut Trial,
+    outcome: &std::result::Result<f64, TrialError>,
+    staging: &std::path::Path,
+) -> std::result::Result<(), TrialError> {
+    let best = match outcome {
+        Ok(value) => trial
+            .best_value_before()
+            .is_none_or(|b| trial.direction().better(*value, b)),
+        Err(_) => false,
     };
-    value
-        .map(f64::from)
-        .ok_or_else(|| TrialError::failed("training produced no validation metric"))
+    if best && staging.join("model.json").is_file() {
+        let dir = staging.parent().unwrap_or(std::path::Path::new("."));
+        let target = dir.join(format!("trial-{:05}", trial.number()));
+        let _ = std::fs::remove_dir_all(&target); // a rerun of the same number
+        std::fs::rename(staging, &target).map_err(|e| {
+            TrialError::failed(format!(
+                "cannot move the model to {}: {e}",
+                target.display()
+            ))
+        })?;
+        trial.set_attr("artifact", target.display().to_string())?;
+    } else {
+        let _ = std::fs::remove_dir_all(staging);
+    }
+    Ok(())
 }
 
 /// What a trial keeps of its training report (no test figures: none were measured).
@@ -294,7 +376,7 @@ impl TrainObserver for PruningReporter<'_, '_> {
     }
 }
 
-fn search_error(e: SearchError) -> Error {
+pub(crate) fn search_error(e: SearchError) -> Error {
     if e.is_bad_input() {
         Error::Config(e.to_string())
     } else {
