@@ -118,19 +118,21 @@ lr = {{ low = 1e-3, high = 0.03, log = true }}
 
 /// `tune --workers 0`: creates the study and prints the worker command.
 fn create_study(dir: &Path, url: &str, config: &Path) {
-    let out = modelsmith(
-        dir,
-        &[
-            "tune",
-            "--config",
-            config.to_str().unwrap(),
-            "--storage",
-            url,
-            "--workers",
-            "0",
-        ],
-        &[],
-    );
+    create_study_with(dir, url, config, &[]);
+}
+
+fn create_study_with(dir: &Path, url: &str, config: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "tune",
+        "--config",
+        config.to_str().unwrap(),
+        "--storage",
+        url,
+        "--workers",
+        "0",
+    ];
+    args.extend(extra);
+    let out = modelsmith(dir, &args, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -223,7 +225,13 @@ fn four_workers_run_200_trials_without_errors() {
     };
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), 200, 1, "");
-    create_study(dir.path(), &url, &config);
+    let artifacts = dir.path().join("artifacts");
+    create_study_with(
+        dir.path(),
+        &url,
+        &config,
+        &["--artifacts", artifacts.to_str().unwrap()],
+    );
     let started = Instant::now();
     let workers: Vec<Child> = (0..4)
         .map(|_| spawn_worker(dir.path(), &url, None))
@@ -242,6 +250,28 @@ fn four_workers_run_200_trials_without_errors() {
         .collect();
     assert!(owners.iter().all(|p| pids.contains(p)), "{owners:?}");
     assert!(owners.len() >= 2, "only {owners:?} ran trials");
+
+    // Each new best went to the artifact directory as a model folder; only its path is in
+    // the database. A trial with the study's best value is among them.
+    let kept: Vec<&FrozenTrial> = trials
+        .iter()
+        .filter(|t| t.attrs.contains_key("artifact"))
+        .collect();
+    assert!(!kept.is_empty() && kept.len() < 200, "{} kept", kept.len());
+    for t in &kept {
+        let path = PathBuf::from(t.attrs["artifact"].as_str().unwrap());
+        assert_eq!(path, artifacts.join(format!("trial-{:05}", t.number)));
+        assert!(path.join("model.json").is_file(), "{}", path.display());
+    }
+    let best = modelsmith::search::best_trial(&trials, modelsmith::search::Direction::Maximize)
+        .unwrap()
+        .value;
+    assert!(
+        kept.iter().any(|t| t.value == best),
+        "no artifact of the best value {best:?}"
+    );
+    let folders = std::fs::read_dir(&artifacts).unwrap().count();
+    assert_eq!(folders, kept.len(), "leftover staging folders");
 
     // `studies` reads it from anywhere, and never shows the password.
     let real = url_password(&url);

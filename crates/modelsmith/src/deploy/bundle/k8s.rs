@@ -98,8 +98,12 @@ pub struct Container {
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
+    /// The executable (default: the image's ENTRYPOINT).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<ContainerPort>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
@@ -393,6 +397,7 @@ fn container(s: &BundleSettings, name: &str, extra_env: Vec<EnvVar>) -> Containe
         name: name.to_string(),
         image: s.image.clone(),
         image_pull_policy: Some("IfNotPresent".to_string()),
+        command: Vec::new(),
         args: Vec::new(),
         ports: vec![ContainerPort {
             name: Some(PORT_NAME.to_string()),
