@@ -460,6 +460,107 @@ fn bad_worker_input_exits_2_with_one_line() {
     assert_bad_input(&out, "holds no tune config");
 }
 
+/// A server of the test's own (scripts/pg-test-server with `flags`), stopped on drop.
+struct Server {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Server {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-server")
+    }
+
+    fn start(flags: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(Server::script())
+            .arg("start")
+            .arg(dir.path().join("pg"))
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "server: {}", stderr(&out));
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Server { dir, url }
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join("pg").join(file)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new(Server::script())
+            .arg("stop")
+            .arg(self.dir.path().join("pg"))
+            .output();
+    }
+}
+
+/// `sslmode=require`: TLS, with the server's certificate checked against the trusted roots
+/// (`SSL_CERT_FILE` names a private CA); refused when the certificate is not trusted or the
+/// server has no TLS.
+#[test]
+fn tls_is_used_and_checked_when_the_url_asks_for_it() {
+    let Some(plain_url) = pg::server_url("tls") else {
+        return;
+    };
+    let server = Server::start(&["--tls"]);
+    let url = format!("{}?sslmode=require", server.url);
+    let real = url_password(&url);
+    let ca = server.path("ca.crt");
+    let ca = ca.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 2, 1, "");
+    let create = [
+        "tune",
+        "--config",
+        config.to_str().unwrap(),
+        "--storage",
+        &url,
+        "--workers",
+        "0",
+    ];
+    let out = modelsmith(dir.path(), &create, &[("SSL_CERT_FILE", ca)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = modelsmith(
+        dir.path(),
+        &["worker", "--storage", &url, "--study", "shared", "--quiet"],
+        &[("SSL_CERT_FILE", ca)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(trials_of_with(&server.url).len(), 2);
+
+    // The same server, its CA not trusted: the handshake fails, one line, no password.
+    let empty = dir.path().join("no-roots.pem");
+    std::fs::write(&empty, "").unwrap();
+    let out = modelsmith(
+        dir.path(),
+        &["studies", "list", "--storage", &url],
+        &[("SSL_CERT_FILE", empty.to_str().unwrap())],
+    );
+    assert_bad_input(&out, "cannot connect");
+    assert!(!stderr(&out).contains(&real), "{}", stderr(&out));
+    // A server without TLS, asked for TLS: refused.
+    let out = modelsmith(
+        dir.path(),
+        &[
+            "studies",
+            "list",
+            "--storage",
+            &format!("{plain_url}?sslmode=require"),
+        ],
+        &[],
+    );
+    assert_bad_input(&out, "cannot connect");
+}
+
+/// The trials, read over a connection without TLS (this process trusts no private CA).
+fn trials_of_with(url: &str) -> Vec<FrozenTrial> {
+    trials_of(&format!("{url}?sslmode=disable"))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Network namespaces: needs root and `ip`.
 
@@ -542,23 +643,8 @@ fn workers_in_network_namespaces_survive_one_being_cut_off() {
     }
 
     // A server on the veth address (the shared one listens on loopback only).
-    let server_dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-server");
-    let out = Command::new(&script)
-        .arg("start")
-        .arg(server_dir.path().join("pg"))
-        .args(["--listen", "10.231.1.1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "server: {}", stderr(&out));
-    struct Server(PathBuf, PathBuf);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = Command::new(&self.0).arg("stop").arg(&self.1).output();
-        }
-    }
-    let _server = Server(script.clone(), server_dir.path().join("pg"));
-    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let server = Server::start(&["--listen", "10.231.1.1"]);
+    let url = server.url.clone();
     assert!(url.contains("@10.231.1.1:"), "{url}");
 
     let dir = tempfile::tempdir().unwrap();

@@ -18,7 +18,7 @@ use crate::study_progress::StudyProgress;
 pub struct WorkerArgs {
     /// Where the study lives: postgres://USER@HOST[:PORT]/DB (the password from
     /// --storage-password-file, PGPASSWORD, or the URL), or sqlite:PATH on a shared disk.
-    #[arg(long)]
+    #[arg(long, env = "MODELSMITH_STORAGE", hide_env_values = true)]
     storage: String,
     /// A file whose first line is the storage password.
     #[arg(long, env = "MODELSMITH_STORAGE_PASSWORD_FILE")]

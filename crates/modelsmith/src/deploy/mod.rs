@@ -7,6 +7,7 @@
 //!   `running_var`), conv kernels `[out, kh, kw, in]`, dense `[in, out]`, f32 little-endian.
 
 pub mod bundle;
+pub mod launch;
 pub mod onnx;
 #[allow(clippy::all, missing_docs, rustdoc::all)]
 pub mod onnx_pb;
