@@ -128,7 +128,7 @@ pub fn run(args: AutoArgs) -> Result<()> {
     progress.say(&format!(
         "auto: study '{}' in {}, strategy {}, budget {} ({}s search, {}s final){}, {} worker(s)",
         config.study,
-        args.storage,
+        store::redact_url(&args.storage),
         config.strategy.kind,
         humanize(budget),
         (budget.as_secs_f64() * (1.0 - config.final_share)).round(),
@@ -238,13 +238,14 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
     eprintln!("saved {} (ONNX: {})", f.out.display(), f.onnx.display());
     eprintln!(
         "next: modelsmith studies show {} --storage {}  (every trial and the Pareto front)",
-        r.study, args.storage
+        r.study,
+        store::redact_url(&args.storage)
     );
     eprintln!("{}", crate::next_steps::after_train(&f.out, &args.data));
     // The report and dashboard commands: one shared line for every study command.
     eprintln!(
         "{}",
-        crate::next_steps::after_study(&args.storage, &r.study)
+        crate::next_steps::after_study(&store::redact_url(&args.storage), &r.study)
     );
 }
 

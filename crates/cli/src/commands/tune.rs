@@ -190,10 +190,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
                 f.out.display()
             );
         }
-        eprintln!(
-            "{}",
-            crate::next_steps::after_study(&args.storage, &report.study)
-        );
+        eprintln!("{}", crate::next_steps::after_study(&shown, &report.study));
     }
     if args.json {
         print_json(&report);
