@@ -27,7 +27,7 @@ pub fn run(args: DashboardArgs) -> Result<()> {
             let listener = bind(&args.addr).await?;
             eprintln!(
                 "dashboard for {} on http://{}/ (Ctrl-C to stop)",
-                args.storage,
+                store::redact_url(&args.storage),
                 listener.local_addr()?
             );
             modelsmith_dashboard::run(storage, listener, shutdown_signal()).await?;
