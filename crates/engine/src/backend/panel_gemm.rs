@@ -1,16 +1,17 @@
-//! `C [m, n] (+)= A [m, k] · B [k, n]` on AVX-512 for the small, fixed shapes of inference and of
-//! the Winograd convolution: `n` a multiple of 16 (output channels) and `B` small enough to stay
-//! in cache (weights).
+//! `C [m, n] (+)= A [m, k] · B [k, n]` on AVX-512 for every single-threaded product whose `B` is
+//! row-major with `n` a multiple of 16: the Winograd products, convolution weight gradients and
+//! dense layers at small batch.
 //!
 //! The `gemm` crate runs its AVX2 kernels on stable Rust (its AVX-512 ones need nightly) and packs
-//! both operands first; for the 16 Winograd products of the seed CNN's second convolution (`k` =
+//! both operands first; for the 36 Winograd products of the seed CNN's second convolution (`k` =
 //! 32) and for a dense layer at batch 1 the packing and the edge tiles cost as much as the
 //! arithmetic. Here a panel of up to 6 rows by 64 columns of `C` (24 zmm registers) is kept in
 //! registers for the whole reduction: per step of `k`, four vector loads of `B`'s row, one
 //! broadcast of each `A` value from memory and 24 FMAs. Nothing is packed: `A` is read in place
 //! with any row and column strides (so the Winograd buffers with interleaved positions and the
-//! transposed operand of a weight gradient work as they are) and `B`'s rows are contiguous. At `m` = 1 (a dense layer at batch 1) this is a matrix-vector
-//! product whose four accumulators are independent chains, so the FMA latency is hidden.
+//! transposed operand of a weight gradient work as they are) and `B`'s rows are contiguous. At
+//! `m` = 1 (a dense layer at batch 1) this is a matrix-vector product whose four accumulators are
+//! independent chains, so the FMA latency is hidden.
 
 use super::simd::{level, Level};
 
