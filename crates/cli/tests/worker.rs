@@ -7,7 +7,7 @@ mod common;
 #[path = "../../modelsmith/tests/pg/mod.rs"]
 mod pg;
 
-use common::{assert_bad_input, stderr};
+use common::{assert_bad_input, stderr, write_table};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -60,26 +60,6 @@ fn spawn_worker(dir: &Path, url: &str, netns: Option<&str>) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the worker starts")
-}
-
-/// A small two-class table: trials on it take milliseconds per epoch.
-fn write_table(dir: &Path, rows: usize) -> PathBuf {
-    let mut text = String::from("a,b,noise,label\n");
-    let mut state = 12345u64;
-    let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as f64 / (1u64 << 31) as f64
-    };
-    for _ in 0..rows {
-        let (a, b, n) = (next() * 2.0 - 1.0, next() * 2.0 - 1.0, next());
-        let label = u8::from(a + 0.5 * b > 0.0);
-        text.push_str(&format!("{a:.4},{b:.4},{n:.4},{label}\n"));
-    }
-    let path = dir.join("table.csv");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// A study config named `shared`: `trials` trials of `epochs` epochs, short heartbeats.

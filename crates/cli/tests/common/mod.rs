@@ -1,5 +1,6 @@
 //! Helpers shared by the CLI integration tests (each `tests/*.rs` file includes this module).
 
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 pub fn stderr(out: &Output) -> String {
@@ -18,4 +19,26 @@ pub fn assert_bad_input(out: &Output, needle: &str) {
         "error line should mention '{needle}': {}",
         lines[0]
     );
+}
+
+/// A small two-class table (two informative columns, one noise column) written to
+/// `dir/table.csv`: trials on it take milliseconds, so tests can run hundreds.
+#[allow(dead_code)] // not every test file trains on a table
+pub fn write_table(dir: &Path, rows: usize) -> PathBuf {
+    let mut text = String::from("a,b,noise,label\n");
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    for _ in 0..rows {
+        let (a, b, n) = (next() * 2.0 - 1.0, next() * 2.0 - 1.0, next());
+        let label = u8::from(a + 0.5 * b > 0.0);
+        text.push_str(&format!("{a:.4},{b:.4},{n:.4},{label}\n"));
+    }
+    let path = dir.join("table.csv");
+    std::fs::write(&path, text).unwrap();
+    path
 }
