@@ -199,3 +199,54 @@ fn every_example_config_and_spec_parses_and_builds() {
     let all = TrainConfig::from_toml_file(&examples.join("all-settings.toml")).unwrap();
     assert_eq!(all, TrainConfig::default());
 }
+
+/// Interrupts after a fixed number of steps, as a deadline would, and counts what it saw.
+struct InterruptAfter {
+    steps: usize,
+    seen: usize,
+    epochs_ended: u32,
+}
+
+impl modelsmith::train::TrainObserver for InterruptAfter {
+    fn on_batch(&mut self, _batch: usize, _loss: f32, _accuracy: f32, _ips: f64) {
+        self.seen += 1;
+    }
+    fn on_epoch_end(&mut self, _m: &EpochMetrics) {
+        self.epochs_ended += 1;
+    }
+    fn interrupt(&mut self) -> bool {
+        self.seen >= self.steps
+    }
+}
+
+#[test]
+fn an_interrupt_stops_mid_epoch_and_keeps_only_completed_epochs() {
+    let data = digits(640, 100);
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        epochs: 5,
+        model: "mlp".into(),
+        batch_size: 32,
+        ..TrainConfig::default()
+    };
+    // 576 training examples after the 10% validation split: 18 steps per epoch; stop 5 steps
+    // into the second epoch.
+    let mut observer = InterruptAfter {
+        steps: 18 + 5,
+        seen: 0,
+        epochs_ended: 0,
+    };
+    let report = train(&config, &data, dir.path(), false, &mut observer).unwrap();
+    assert_eq!(observer.seen, 23, "no step after the interrupt");
+    assert_eq!(observer.epochs_ended, 1);
+    assert_eq!(report.epochs_run, 1, "{report:?}");
+    assert!(report.stopped_by_observer);
+    assert_eq!(
+        metrics(dir.path()).len(),
+        1,
+        "the cut epoch is not recorded"
+    );
+    // The model is still saved and measured (the weights as they were at the interrupt).
+    assert!(report.val_accuracy.unwrap() > 0.0 && report.test_accuracy > 0.0);
+    assert!(dir.path().join("weights.safetensors").exists());
+}

@@ -7,7 +7,7 @@
 //! trial's folder is gone) it trains from scratch the same way.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -25,6 +25,8 @@ use crate::{Error, Result};
 
 /// Share of the time left that epochs may fill (the rest: testing, latency, ONNX export).
 const EPOCH_SHARE: f64 = 0.85;
+/// Share of the time left after which the final training stops even mid-epoch.
+const HARD_STOP_SHARE: f64 = 0.95;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FinalModel {
@@ -128,6 +130,7 @@ impl Finalizer<'_> {
         let mut progress = FinalProgress {
             observer: self.observer,
             epochs,
+            hard_stop: Instant::now() + time_left.mul_f64(HARD_STOP_SHARE),
         };
         let report = train_with(&config, self.data, &options, &mut progress)?;
         let latency_ms = measure::latency_ms(out)?;
@@ -199,11 +202,22 @@ impl Finalizer<'_> {
 struct FinalProgress<'o> {
     observer: &'o dyn AutoObserver,
     epochs: u32,
+    /// The epoch count comes from the trial's epoch times; if this machine slows down (another
+    /// job starts), training stops here rather than blow the budget.
+    hard_stop: Instant,
 }
 
 impl TrainObserver for FinalProgress<'_> {
     fn on_epoch_end(&mut self, m: &EpochMetrics) {
         self.observer
             .on_final_epoch(m.epoch, self.epochs, m.accuracy);
+    }
+
+    fn on_message(&mut self, message: &str) {
+        self.observer.on_message(&format!("final: {message}"));
+    }
+
+    fn interrupt(&mut self) -> bool {
+        Instant::now() >= self.hard_stop
     }
 }

@@ -44,6 +44,12 @@ pub trait TrainObserver {
     fn should_stop(&mut self) -> bool {
         false
     }
+    /// Asked after each step: true ends training at once, mid-epoch (a deadline that cannot
+    /// wait for a long epoch to finish). The unfinished epoch is not recorded: the report holds
+    /// the completed epochs, or the weights as they are when none completed.
+    fn interrupt(&mut self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.

@@ -184,7 +184,7 @@ pub fn train_with(
     let mut stopped_by_observer = false;
     while progress.epoch < config.epochs && !progress.stopped_early {
         let epoch = progress.epoch + 1;
-        let mut metrics = train_epoch(
+        let Some(mut metrics) = train_epoch(
             config,
             &mut net,
             &mut optimizer,
@@ -193,7 +193,11 @@ pub fn train_with(
             epoch,
             &mut bufs,
             observer,
-        )?;
+        )?
+        else {
+            stopped_by_observer = true;
+            break;
+        };
         if !val_set.is_empty() {
             let (l, a) = evaluate(&mut net, &val_set);
             (metrics.val_loss, metrics.val_accuracy) = (Some(l), Some(a));
@@ -285,7 +289,8 @@ struct StepBuffers {
 }
 
 /// One pass over the training set: shuffle, then per batch gather, augment, forward, loss,
-/// backward, clip and update. Returns the epoch's training metrics (validation not yet filled).
+/// backward, clip and update. Returns the epoch's training metrics (validation not yet filled),
+/// or `None` when the observer interrupted it.
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
     config: &TrainConfig,
@@ -296,7 +301,7 @@ fn train_epoch(
     epoch: u32,
     bufs: &mut StepBuffers,
     observer: &mut dyn TrainObserver,
-) -> Result<EpochMetrics> {
+) -> Result<Option<EpochMetrics>> {
     let batch_size = progress.batch_sizer.current();
     // Each epoch's order depends only on (seed, epoch): a resumed run sees the same batches.
     bufs.order.clear();
@@ -347,9 +352,17 @@ fn train_epoch(
             correct as f32 / seen as f32,
             seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
         );
+        if observer.interrupt() {
+            observer.on_message(&format!(
+                "interrupted in epoch {epoch} after {} of {} steps",
+                b + 1,
+                bufs.order.len().div_ceil(batch_size)
+            ));
+            return Ok(None);
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(EpochMetrics {
+    Ok(Some(EpochMetrics {
         epoch,
         loss: (loss_sum / seen as f64) as f32,
         accuracy: correct as f32 / seen as f32,
@@ -359,7 +372,7 @@ fn train_epoch(
         batch_size,
         seconds,
         images_per_second: seen as f64 / seconds.max(1e-9),
-    })
+    }))
 }
 
 /// The decisions after an epoch: remember the best weights, stop early, reduce the learning
