@@ -1,6 +1,10 @@
-//! The training hyperparameters each architecture trial samples jointly with its genome, with
-//! the study's sampler (TPE by default): optimizer, learning rate, batch size, augmentation.
+//! The training hyperparameters of an architecture trial: optimizer, learning rate, batch size,
+//! augmentation. A trial trained from scratch samples them jointly with its genome, with the
+//! study's sampler (TPE by default); a child that starts from its parent's weights continues
+//! its parent's training, so it takes the parent's settings, now and then with one of them
+//! changed by a small step (the explore step of population-based training).
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Augment;
@@ -20,6 +24,16 @@ pub struct Hyper {
 
 /// Optimizers the search chooses among: the seed's SGD with momentum, Adam and AdamW.
 pub const SEARCH_OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw"];
+/// The learning-rate ranges, per optimizer family.
+const LR_SGD: (f64, f64) = (5e-3, 0.2);
+const LR_ADAM: (f64, f64) = (2e-4, 5e-3);
+const BATCH_SIZES: [i64; 3] = [32, 64, 128];
+
+/// The share of children whose inherited settings get one small change. Switching a trained
+/// network's settings costs accuracy in the child's first epochs (in a Fashion-MNIST run,
+/// children that turned augmentation on or restarted at a large SGD rate lost 2-17 points
+/// in their first epoch and were pruned), so most children keep them.
+pub const TWEAK_SHARE: f64 = 0.25;
 
 impl Hyper {
     /// Samples the settings. Learning rates live on different scales for SGD and the Adam
@@ -28,11 +42,11 @@ impl Hyper {
     pub fn sample(trial: &mut Trial, image: bool) -> Result<Hyper, TrialError> {
         let optimizer: &str = trial.suggest_categorical("optimizer", SEARCH_OPTIMIZERS)?;
         let lr = if optimizer == "sgd" {
-            trial.suggest_float_log("lr_sgd", 5e-3, 0.2)?
+            trial.suggest_float_log("lr_sgd", LR_SGD.0, LR_SGD.1)?
         } else {
-            trial.suggest_float_log("lr_adam", 2e-4, 5e-3)?
+            trial.suggest_float_log("lr_adam", LR_ADAM.0, LR_ADAM.1)?
         };
-        let batch_size = trial.suggest_categorical("batch_size", &[32i64, 64, 128])? as usize;
+        let batch_size = trial.suggest_categorical("batch_size", &BATCH_SIZES)? as usize;
         let augment = image && trial.suggest_bool("augment")?;
         Ok(Hyper {
             optimizer: optimizer.to_string(),
@@ -40,6 +54,63 @@ impl Hyper {
             batch_size,
             augment,
         })
+    }
+
+    /// The settings of a lineage's first network, when no trial has taught the sampler anything
+    /// yet and every later child will inherit them (as AutoKeras starts from its space's
+    /// defaults): SGD with momentum 0.9 at 0.05 (cosine-decayed over each trial), batch 32, no
+    /// augmentation. SGD rather than Adam because children restart the optimizer: Adam's
+    /// first steps after a restart move every weight by about the rate whatever its gradient,
+    /// which undoes a trained parent, while momentum SGD's steps stay proportional to the
+    /// gradient.
+    pub fn lineage_default() -> Hyper {
+        Hyper {
+            optimizer: "sgd".into(),
+            lr: 0.05,
+            batch_size: 32,
+            augment: false,
+        }
+    }
+
+    /// A child's settings: `parent`'s, and with probability [`TWEAK_SHARE`] one of them
+    /// changed: the rate doubled or halved (within its range), the neighbouring batch size, or
+    /// (images) augmentation switched. Returns the change, if any, in words.
+    pub fn inherit(parent: &Hyper, image: bool, rng: &mut impl Rng) -> (Hyper, Option<String>) {
+        let mut child = parent.clone();
+        if !rng.gen_bool(TWEAK_SHARE) {
+            return (child, None);
+        }
+        let choices = if image { 4 } else { 3 };
+        let change = match rng.gen_range(0..choices) {
+            0 | 1 => {
+                let (lo, hi) = if child.optimizer == "sgd" {
+                    LR_SGD
+                } else {
+                    LR_ADAM
+                };
+                let factor = if rng.gen_bool(0.5) { 2.0 } else { 0.5 };
+                child.lr = (child.lr as f64 * factor).clamp(lo, hi) as f32;
+                format!("lr {} -> {}", parent.lr, child.lr)
+            }
+            2 => {
+                let at = BATCH_SIZES
+                    .iter()
+                    .position(|&b| b as usize == child.batch_size)
+                    .unwrap_or(1);
+                let next = if at == 0 || (at + 1 < BATCH_SIZES.len() && rng.gen_bool(0.5)) {
+                    at + 1
+                } else {
+                    at - 1
+                };
+                child.batch_size = BATCH_SIZES[next] as usize;
+                format!("batch {} -> {}", parent.batch_size, child.batch_size)
+            }
+            _ => {
+                child.augment = !child.augment;
+                format!("augment {} -> {}", parent.augment, child.augment)
+            }
+        };
+        (child, Some(change))
     }
 
     /// The training config of a trial: these settings for `epochs` epochs, a cosine decay of

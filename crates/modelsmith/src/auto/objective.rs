@@ -8,7 +8,7 @@ use super::artifacts::{Artifacts, WEIGHTS_ATTR};
 use super::hparams::Hyper;
 use super::{measure, AutoConfig, AutoObserver};
 use crate::arch::evolve::{Proposal, GENOME_ATTR};
-use crate::arch::{morph, Genome};
+use crate::arch::{morph, Genome, StrategyKind};
 use crate::data::LoadedData;
 use crate::model::{read_weights_file, NamedTensors};
 use crate::search::sampler::trial_rng;
@@ -18,6 +18,10 @@ use crate::train::{train_with, EpochMetrics, TrainObserver, TrainOptions, TrainR
 /// Trial attrs written here (besides the strategy's `genome`, `parent`, `mutation`).
 pub const START_ATTR: &str = "start";
 pub const INFEASIBLE_ATTR: &str = "infeasible";
+/// The trial's training settings ([`Hyper`]), and where they came from (`sampled`, `lineage
+/// default`, `trial N` or `trial N, lr 0.001 -> 0.002`).
+pub const HYPER_ATTR: &str = "hyper";
+pub const HYPER_SOURCE_ATTR: &str = "hyper_source";
 
 /// A child that starts from its parent's weights continues that training: at the sampled
 /// (from-scratch) rate its first epoch would undo much of it. In a Fashion-MNIST pilot a
@@ -31,7 +35,7 @@ pub(super) struct TrialRunner<'a> {
     pub artifacts: &'a Artifacts,
     pub input_shape: Vec<usize>,
     pub num_classes: usize,
-    /// The end of the search phase: a trial still training then stops after its epoch.
+    /// The end of the search phase: a trial still training then stops at its next step.
     pub deadline: Instant,
     pub observer: &'a dyn AutoObserver,
 }
@@ -64,9 +68,11 @@ impl TrialRunner<'_> {
         trial.set_attr("architecture", &architecture)?;
         trial.set_attr("params", cost.params)?;
         trial.set_attr("flops", cost.flops)?;
-        let hyper = Hyper::sample(trial, self.input_shape.len() == 3)?;
         let start = self.start(&trials, &proposal, number);
         trial.set_attr(START_ATTR, &start.text)?;
+        let (hyper, source) = self.hyper(trial, &trials, &proposal, &start)?;
+        trial.set_attr(HYPER_ATTR, &hyper)?;
+        trial.set_attr(HYPER_SOURCE_ATTR, &source)?;
         self.observer
             .on_trial_start(number, &architecture, &start.text);
 
@@ -172,6 +178,38 @@ impl TrialRunner<'_> {
             .ok_or_else(|| TrialError::failed("training produced no validation accuracy"))
     }
 
+    /// The training settings: a child that starts from its parent's weights continues with the
+    /// parent's (sometimes one changed, see [`Hyper::inherit`]); a hill-climb's starter takes
+    /// [`Hyper::lineage_default`]; every other trial samples them with the study's sampler.
+    fn hyper(
+        &self,
+        trial: &mut Trial,
+        trials: &[FrozenTrial],
+        proposal: &Proposal,
+        start: &Start,
+    ) -> Result<(Hyper, String), TrialError> {
+        let image = self.input_shape.len() == 3;
+        let parent_hyper = proposal
+            .parent
+            .filter(|_| start.weights.is_some())
+            .and_then(|p| trials.iter().find(|t| t.number == p))
+            .and_then(|t| t.attrs.get(HYPER_ATTR))
+            .and_then(|h| serde_json::from_value::<Hyper>(h.clone()).ok());
+        if let (Some(parent), Some(parent_hyper)) = (proposal.parent, parent_hyper) {
+            let mut rng = trial_rng(self.config.seed, trial.number(), "auto.hyper");
+            let (hyper, change) = Hyper::inherit(&parent_hyper, image, &mut rng);
+            let source = match change {
+                Some(c) => format!("trial {parent}, {c}"),
+                None => format!("trial {parent}"),
+            };
+            return Ok((hyper, source));
+        }
+        if self.config.strategy.kind == StrategyKind::Hillclimb && proposal.parent.is_none() {
+            return Ok((Hyper::lineage_default(), "lineage default".into()));
+        }
+        Ok((Hyper::sample(trial, image)?, "sampled".into()))
+    }
+
     /// The parent's trained weights, morphed when the mutation is function-preserving, else
     /// inherited by name; from scratch for the random strategy, for trials without a parent,
     /// and when the parent's weights are gone (pruned away, or another machine's disk).
@@ -272,5 +310,14 @@ impl TrainObserver for EpochReporter<'_, '_, '_> {
 
     fn should_stop(&mut self) -> bool {
         self.pruned || self.cut || self.error.is_some()
+    }
+
+    /// A network whose epochs take minutes must not overrun the search's share by one: past
+    /// the deadline the trial stops mid-epoch and completes with its completed epochs.
+    fn interrupt(&mut self) -> bool {
+        if Instant::now() >= self.deadline {
+            self.cut = true;
+        }
+        self.cut
     }
 }
