@@ -304,10 +304,13 @@ fn auto_config(strategy: StrategyKind, budget: Duration) -> AutoConfig {
 
 #[test]
 fn auto_searches_resumes_from_sqlite_with_weights_and_exports() {
-    let data = small_digits(1200, 300);
+    let data = small_digits(3000, 300);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let config = auto_config(StrategyKind::Hillclimb, Duration::from_secs(8));
+    let mut config = auto_config(StrategyKind::Hillclimb, Duration::from_secs(8));
+    // The hill-climb's starter trains with Adam at 1e-3, which needs a few hundred steps to
+    // leave chance far behind: 4 epochs of 2,700 examples.
+    config.epochs_per_trial = 4;
     let url = format!("sqlite:{}", db.display());
     let artifacts =
         Artifacts::new(Artifacts::dir_for_storage(&url, &config.study).unwrap()).unwrap();

@@ -58,15 +58,14 @@ impl Hyper {
 
     /// The settings of a lineage's first network, when no trial has taught the sampler anything
     /// yet and every later child will inherit them (as AutoKeras starts from its space's
-    /// defaults): SGD with momentum 0.9 at 0.05 (cosine-decayed over each trial), batch 32, no
-    /// augmentation. SGD rather than Adam because children restart the optimizer: Adam's
-    /// first steps after a restart move every weight by about the rate whatever its gradient,
-    /// which undoes a trained parent, while momentum SGD's steps stay proportional to the
-    /// gradient.
+    /// defaults): Adam at 1e-3, batch 32, no augmentation; children then train at a fifth of
+    /// that rate. In the first 30-minute Fashion-MNIST hill-climb every child trained with Adam or
+    /// AdamW at 1.2e-4 to 2e-4 without augmentation improved on its parent (6 of 6), while the
+    /// children that restarted SGD at 0.04 or turned augmentation on lost 2-17 points.
     pub fn lineage_default() -> Hyper {
         Hyper {
-            optimizer: "sgd".into(),
-            lr: 0.05,
+            optimizer: "adam".into(),
+            lr: 1e-3,
             batch_size: 32,
             augment: false,
         }
@@ -152,6 +151,55 @@ impl Hyper {
                 Augment::default()
             },
             ..base.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn children_mostly_keep_their_parents_settings_and_changes_stay_in_range() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let parents = [
+            Hyper::lineage_default(),
+            Hyper {
+                optimizer: "sgd".into(),
+                lr: 0.19,
+                batch_size: 128,
+                augment: true,
+            },
+        ];
+        for parent in &parents {
+            for image in [true, false] {
+                let mut changed = 0;
+                for _ in 0..400 {
+                    let (child, change) = Hyper::inherit(parent, image, &mut rng);
+                    assert_eq!(child.optimizer, parent.optimizer);
+                    let (lo, hi) = if child.optimizer == "sgd" {
+                        LR_SGD
+                    } else {
+                        LR_ADAM
+                    };
+                    assert!((lo as f32..=hi as f32).contains(&child.lr), "{child:?}");
+                    assert!(BATCH_SIZES.contains(&(child.batch_size as i64)));
+                    if !image {
+                        assert_eq!(child.augment, parent.augment, "tables never switch it");
+                    }
+                    match change {
+                        None => assert_eq!(&child, parent),
+                        Some(text) => {
+                            changed += 1;
+                            assert!(text.contains("->"), "{text}");
+                        }
+                    }
+                }
+                // TWEAK_SHARE of 400 is 100; a binomial draw stays well within 60..140.
+                assert!((60..140).contains(&changed), "{changed} changed");
+            }
         }
     }
 }
