@@ -7,4 +7,8 @@ pub enum EngineError {
     Shape(String),
     #[error("invalid layer configuration: {0}")]
     Config(String),
+    /// A GPU could not be used or failed: no driver, a missing CUDA library, out of device
+    /// memory, a failed kernel. The message says which and what to do.
+    #[error("{0}")]
+    Device(String),
 }

@@ -5,7 +5,8 @@
 //! gradients is its own step ([`crate::Network::zero_grads`]). Layers keep whatever they need from
 //! the forward pass (e.g. max-pool argmax, batch-norm statistics) in their own buffers.
 
-use crate::{EngineError, Tensor};
+use crate::backend::Padding;
+use crate::{Activation, EngineError, Tensor};
 
 /// Training or inference: decides dropout and which batch-norm statistics are used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,9 +31,66 @@ impl Param {
     }
 }
 
+/// A layer's configuration as plain data: what another executor (the CUDA one) needs to run
+/// the same layer with its own kernels. Weights are not part of it; they come from
+/// [`Layer::params`] and [`Layer::buffers`] in their fixed order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerDesc {
+    Conv2d {
+        in_ch: usize,
+        out_ch: usize,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        padding: Padding,
+        bias: bool,
+        activation: Activation,
+    },
+    Dense {
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+        activation: Activation,
+    },
+    MaxPool2d {
+        k: usize,
+        stride: usize,
+        padding: Padding,
+    },
+    AvgPool2d {
+        k: usize,
+        stride: usize,
+        padding: Padding,
+    },
+    GlobalAvgPool,
+    Flatten,
+    BatchNorm {
+        channels: usize,
+        momentum: f32,
+        eps: f32,
+    },
+    /// `seed` and the per-step mask rule are the layer's (see `layers::Dropout`).
+    Dropout {
+        rate: f32,
+        seed: u64,
+    },
+    Activation(Activation),
+    Add,
+    /// A layer outside the engine's library: only the CPU can run it.
+    Other {
+        kind: &'static str,
+    },
+}
+
 pub trait Layer: Send {
     /// Short kind name used in errors and summaries, e.g. `conv2d`.
     fn kind(&self) -> &'static str;
+
+    /// This layer's configuration as data. Every layer of the library describes itself; a layer
+    /// defined elsewhere is [`LayerDesc::Other`], which device executors reject by name.
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Other { kind: self.kind() }
+    }
 
     /// Per-example output shape (no batch dimension) for the given per-example input shapes.
     /// Errors say which layer and what was expected.

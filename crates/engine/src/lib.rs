@@ -4,6 +4,8 @@
 
 mod activation;
 pub mod backend;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod error;
 mod layer;
 pub mod layers;
@@ -22,7 +24,7 @@ pub use layers::{
 pub use loss::{argmax_rows, count_correct, softmax, softmax_cross_entropy, softmax_rows};
 
 pub use error::EngineError;
-pub use layer::{Layer, Mode, Param};
+pub use layer::{Layer, LayerDesc, Mode, Param};
 pub use network::{Network, Node};
 pub use optim::{
     clip_grad_norm, clip_grad_value, grad_norm, Optimizer, OptimizerConfig, OptimizerState,

@@ -4,7 +4,7 @@
 
 use super::one_input;
 use crate::backend::{cpu, Backend};
-use crate::{Activation, EngineError, Layer, Mode, Tensor};
+use crate::{Activation, EngineError, Layer, LayerDesc, Mode, Tensor};
 
 pub struct ActivationLayer {
     pub activation: Activation,
@@ -23,6 +23,10 @@ impl ActivationLayer {
 impl Layer for ActivationLayer {
     fn kind(&self) -> &'static str {
         "activation"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Activation(self.activation)
     }
 
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {

@@ -2,7 +2,7 @@
 //!
 //! Shapes: inputs `x_i [n, ..s]` (all the same) → output `y [n, ..s]`; `y = Σ_i x_i`.
 
-use crate::{EngineError, Layer, Mode, Tensor};
+use crate::{EngineError, Layer, LayerDesc, Mode, Tensor};
 
 #[derive(Default)]
 pub struct Add;
@@ -16,6 +16,10 @@ impl Add {
 impl Layer for Add {
     fn kind(&self) -> &'static str {
         "add"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Add
     }
 
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {

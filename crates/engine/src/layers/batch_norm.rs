@@ -11,7 +11,7 @@
 
 use super::one_input;
 use crate::backend::{cpu, Backend};
-use crate::{EngineError, Layer, Mode, Param, Tensor};
+use crate::{EngineError, Layer, LayerDesc, Mode, Param, Tensor};
 
 pub struct BatchNorm {
     pub channels: usize,
@@ -77,6 +77,14 @@ impl BatchNorm {
 impl Layer for BatchNorm {
     fn kind(&self) -> &'static str {
         "batch_norm"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::BatchNorm {
+            channels: self.channels,
+            momentum: self.momentum,
+            eps: self.eps,
+        }
     }
 
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {

@@ -10,7 +10,7 @@
 use super::image_input;
 use crate::backend::{cpu, Backend, ConvGeom, Padding, Scratch};
 use crate::rng::glorot_uniform;
-use crate::{Activation, EngineError, Layer, Mode, Param, Tensor};
+use crate::{Activation, EngineError, Layer, LayerDesc, Mode, Param, Tensor};
 
 pub struct Conv2d {
     pub in_ch: usize,
@@ -99,6 +99,19 @@ impl Conv2d {
 impl Layer for Conv2d {
     fn kind(&self) -> &'static str {
         "conv2d"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Conv2d {
+            in_ch: self.in_ch,
+            out_ch: self.out_ch,
+            kh: self.kh,
+            kw: self.kw,
+            stride: self.stride,
+            padding: self.padding,
+            bias: self.bias.is_some(),
+            activation: self.activation,
+        }
     }
 
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {

@@ -7,7 +7,7 @@
 use super::one_input;
 use crate::backend::{cpu, Backend};
 use crate::rng::glorot_uniform;
-use crate::{Activation, EngineError, Layer, Mode, Param, Tensor};
+use crate::{Activation, EngineError, Layer, LayerDesc, Mode, Param, Tensor};
 
 pub struct Dense {
     pub inputs: usize,
@@ -58,6 +58,15 @@ impl Dense {
 impl Layer for Dense {
     fn kind(&self) -> &'static str {
         "dense"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Dense {
+            inputs: self.inputs,
+            outputs: self.outputs,
+            bias: self.bias.is_some(),
+            activation: self.activation,
+        }
     }
 
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {

@@ -7,7 +7,7 @@
 
 use super::one_input;
 use crate::rng::mix64;
-use crate::{EngineError, Layer, Mode, Tensor};
+use crate::{EngineError, Layer, LayerDesc, Mode, Tensor};
 
 pub struct Dropout {
     pub rate: f32,
@@ -40,6 +40,13 @@ impl Dropout {
 impl Layer for Dropout {
     fn kind(&self) -> &'static str {
         "dropout"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Dropout {
+            rate: self.rate,
+            seed: self.seed,
+        }
     }
 
     fn set_training_step(&mut self, step: u64) {

@@ -4,7 +4,7 @@
 //! flattens in (h, w, c) order, as Keras's `Flatten` does on channels-last data).
 
 use super::one_input;
-use crate::{EngineError, Layer, Mode, Tensor};
+use crate::{EngineError, Layer, LayerDesc, Mode, Tensor};
 
 #[derive(Default)]
 pub struct Flatten;
@@ -18,6 +18,10 @@ impl Flatten {
 impl Layer for Flatten {
     fn kind(&self) -> &'static str {
         "flatten"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Flatten
     }
 
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {

@@ -3,7 +3,7 @@
 //! Shapes: input `x [n, h, w, c]` → output `y [n, c]`; `y[n, c] = mean_{h,w} x[n, h, w, c]`.
 
 use super::image_input;
-use crate::{EngineError, Layer, Mode, Tensor};
+use crate::{EngineError, Layer, LayerDesc, Mode, Tensor};
 
 #[derive(Default)]
 pub struct GlobalAvgPool;
@@ -17,6 +17,10 @@ impl GlobalAvgPool {
 impl Layer for GlobalAvgPool {
     fn kind(&self) -> &'static str {
         "global_avg_pool"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::GlobalAvgPool
     }
 
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {

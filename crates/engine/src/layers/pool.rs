@@ -7,7 +7,7 @@
 
 use super::image_input;
 use crate::backend::{cpu, Backend, Padding, PoolGeom};
-use crate::{EngineError, Layer, Mode, Tensor};
+use crate::{EngineError, Layer, LayerDesc, Mode, Tensor};
 
 fn pool_geom(
     kind: &str,
@@ -84,6 +84,14 @@ impl Layer for MaxPool2d {
         "max_pool2d"
     }
 
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::MaxPool2d {
+            k: self.k,
+            stride: self.stride,
+            padding: self.padding,
+        }
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {
         let hwc = image_input("max_pool2d", inputs)?;
         let g = pool_geom("max_pool2d", self.k, self.stride, self.padding, 1, hwc)?;
@@ -151,6 +159,14 @@ impl AvgPool2d {
 impl Layer for AvgPool2d {
     fn kind(&self) -> &'static str {
         "avg_pool2d"
+    }
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::AvgPool2d {
+            k: self.k,
+            stride: self.stride,
+            padding: self.padding,
+        }
     }
 
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>, EngineError> {
