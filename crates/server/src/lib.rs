@@ -59,6 +59,8 @@ pub struct ServeOptions {
     /// After the shutdown signal, how long to keep serving while readiness answers 503, so a
     /// load balancer (a Kubernetes Service) stops sending new requests before the listener closes.
     pub drain: Duration,
+    /// Where each model's batching worker runs inference (a `cuda` build can use a GPU).
+    pub device: modelsmith::train::Device,
 }
 
 impl Default for ServeOptions {
@@ -68,6 +70,7 @@ impl Default for ServeOptions {
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             drain: Duration::ZERO,
+            device: modelsmith::train::Device::Cpu,
         }
     }
 }
@@ -93,7 +96,7 @@ impl Server {
             ));
         }
         let metrics = Arc::new(Metrics::new());
-        let models = Models::load(sources, options.batch, &metrics)?;
+        let models = Models::load(sources, options.batch, options.device, &metrics)?;
         Ok(Server {
             state: AppState {
                 models: Arc::new(models),

@@ -82,6 +82,7 @@ impl Models {
     pub fn load(
         sources: &[ModelSource],
         batch: BatchConfig,
+        device: modelsmith::train::Device,
         metrics: &Metrics,
     ) -> Result<Models, ServeError> {
         if sources.is_empty() {
@@ -100,11 +101,13 @@ impl Models {
                     second: source.dir.clone(),
                 });
             }
-            let predictor = Predictor::load(&source.dir).map_err(|e| ServeError::Model {
-                name: source.name.clone(),
-                dir: source.dir.clone(),
-                error: Box::new(e),
-            })?;
+            let predictor = Predictor::load(&source.dir)
+                .and_then(|mut p| p.use_device(device).map(|()| p))
+                .map_err(|e| ServeError::Model {
+                    name: source.name.clone(),
+                    dir: source.dir.clone(),
+                    error: Box::new(e),
+                })?;
             let meta = predictor.meta.clone();
             let batcher = Batcher::start(
                 predictor,

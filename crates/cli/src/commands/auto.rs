@@ -54,6 +54,10 @@ pub struct AutoArgs {
     /// Worker threads for training (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Where trials train: cpu (default), cuda, cuda:N, or auto (a GPU when one is usable).
+    /// With --workers N on a GPU, N trials share it, each on its own stream.
+    #[arg(long, default_value = "cpu")]
+    device: modelsmith::train::Device,
     /// Print one JSON object with the results on stdout.
     #[arg(long)]
     json: bool,
@@ -101,6 +105,7 @@ pub fn run(args: AutoArgs) -> Result<()> {
     config.workers = args.workers;
     config.seed = args.seed;
     config.max_latency_ms = args.max_latency_ms;
+    config.device = super::resolve_device(args.device)?;
     if let Some(p) = args.max_params {
         config.strategy.evolution.limits.max_params = p;
     }

@@ -80,6 +80,17 @@ pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves `--device` once for the whole command and says what it chose (`auto` says why).
+pub fn resolve_device(
+    device: modelsmith::train::Device,
+) -> anyhow::Result<modelsmith::train::Device> {
+    let (chosen, said) = device.resolve()?;
+    if device != modelsmith::train::Device::Cpu {
+        eprintln!("{said}");
+    }
+    Ok(chosen)
+}
+
 /// The data set a training config names, loaded with its CSV target, missing-value policy and seed.
 pub fn load_training_data(
     config: &modelsmith::train::TrainConfig,

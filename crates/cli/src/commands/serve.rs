@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Threads answering HTTP (default: one per core); inference runs on its own threads.
     #[arg(long)]
     http_threads: Option<usize>,
+    /// Where inference runs: cpu (default), cuda, cuda:N, or auto (a GPU when one is usable).
+    #[arg(long, default_value = "cpu")]
+    device: modelsmith::train::Device,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -108,6 +111,7 @@ fn options(args: &ServeArgs) -> Result<ServeOptions> {
         token: args.token.clone(),
         max_body_bytes: args.max_body_bytes,
         drain: Duration::from_secs_f64(args.drain_seconds),
+        device: super::resolve_device(args.device)?,
     })
 }
 

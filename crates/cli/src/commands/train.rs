@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use modelsmith::data::{Augment, MissingPolicy};
-use modelsmith::train::{train, TrainConfig};
+use modelsmith::train::{train, Device, TrainConfig};
 
 use super::{init_threads, load_training_data, print_json};
 use crate::progress::ProgressReporter;
@@ -62,6 +62,9 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Where to train: cpu (default), cuda, cuda:N, or auto (a GPU when one is usable).
+    #[arg(long)]
+    device: Option<Device>,
     /// Output model folder.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
@@ -99,6 +102,7 @@ impl TrainArgs {
         set!(decay);
         set!(validation_split);
         set!(seed);
+        set!(device);
         if self.target.is_some() {
             c.target = self.target.clone();
         }
@@ -134,8 +138,9 @@ impl TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     init_threads(args.threads)?;
-    let config = args.config()?;
+    let mut config = args.config()?;
     config.validate()?;
+    config.device = super::resolve_device(config.device)?;
     let data = load_training_data(&config)?;
     let mut progress = ProgressReporter::new(!args.quiet);
     let report = train(&config, &data, &args.out, args.resume, &mut progress)?;

@@ -65,6 +65,10 @@ pub struct TuneArgs {
     /// Worker threads for training (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Where trials train: cpu, cuda, cuda:N, or auto (a GPU when one is usable). With --jobs N
+    /// on a GPU, N trials share it, each on its own stream.
+    #[arg(long)]
+    device: Option<modelsmith::train::Device>,
     /// Print one JSON object with the results on stdout.
     #[arg(long)]
     json: bool,
@@ -107,6 +111,9 @@ impl TuneArgs {
         if self.no_retrain {
             c.study.retrain = false;
         }
+        if let Some(d) = self.device {
+            c.train.device = d;
+        }
         if let Some(dir) = &self.artifacts {
             // Absolute, so that workers started elsewhere find the same (shared) directory.
             c.study.artifacts = Some(std::path::absolute(dir)?);
@@ -118,7 +125,7 @@ impl TuneArgs {
 pub fn run(args: TuneArgs) -> Result<()> {
     init_threads(args.threads)?;
     use_password_file(args.storage_password_file.as_deref());
-    let config = args.config()?;
+    let mut config = args.config()?;
     config.validate()?;
     let shown = store::redact_url(&args.storage);
     let storage: Arc<dyn store::Storage> = Arc::from(store::open(&args.storage)?);
@@ -133,6 +140,8 @@ pub fn run(args: TuneArgs) -> Result<()> {
             .into())
         }
     }
+    // Resolved here, not for --workers 0: each worker resolves `auto` on its own machine.
+    config.train.device = super::resolve_device(config.train.device)?;
     let done_before = match storage.get_study(&name)? {
         Some(s) => storage
             .trials(s.id)?

@@ -14,12 +14,10 @@
 //! Kernels that need temporary memory get a [`Scratch`] owned by the calling layer, so a training
 //! loop at a fixed batch size allocates nothing after its first step.
 //!
-//! ## Plugging in a device backend
-//! A CUDA backend (cudarc: cuBLAS for `gemm`, cuDNN for convolution and pooling, NVRTC for the
-//! element-wise kernels) implements this trait beside [`Cpu`]. Today tensors live on the host, so
-//! such a backend would copy in and out around each call; the planned next step makes
-//! [`crate::Tensor`] carry a device buffer, after which these same signatures take device slices
-//! and the copies disappear. Layers do not change: they only ever call through the trait.
+//! ## GPUs
+//! The GPU does not sit behind this trait: its data must stay on the device across steps, and
+//! these signatures take host slices. `crate::cuda::CudaNetwork` (feature `cuda`) runs a whole
+//! network instead, from each layer's `Layer::describe`.
 
 mod bands;
 mod cpu;

@@ -15,7 +15,11 @@ use crate::backend::ConvGeom;
 /// Workspace above this is not worth an algorithm's speed on the small networks we train.
 const MAX_WORKSPACE: usize = 512 << 20;
 
+// Descriptors are host-side structs that cuDNN only reads during calls: moving one to another
+// thread (with the executor that owns it, see `DnnHandle`) is sound.
 struct TensorDesc(sys::cudnnTensorDescriptor_t);
+// SAFETY: see above.
+unsafe impl Send for TensorDesc {}
 impl Drop for TensorDesc {
     fn drop(&mut self) {
         // SAFETY: created by create_tensor_descriptor, destroyed once here.
@@ -24,6 +28,8 @@ impl Drop for TensorDesc {
 }
 
 struct FilterDesc(sys::cudnnFilterDescriptor_t);
+// SAFETY: see `TensorDesc`.
+unsafe impl Send for FilterDesc {}
 impl Drop for FilterDesc {
     fn drop(&mut self) {
         // SAFETY: created by create_filter_descriptor, destroyed once here.
@@ -32,6 +38,8 @@ impl Drop for FilterDesc {
 }
 
 struct ConvDesc(sys::cudnnConvolutionDescriptor_t);
+// SAFETY: see `TensorDesc`.
+unsafe impl Send for ConvDesc {}
 impl Drop for ConvDesc {
     fn drop(&mut self) {
         // SAFETY: created by create_convolution_descriptor, destroyed once here.

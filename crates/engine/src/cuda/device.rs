@@ -51,7 +51,7 @@ pub fn check_libraries() -> Result<()> {
     let missing = |what: &str| {
         Err(EngineError::Device(format!(
             "no usable GPU: {what} could not be loaded; install it or add its folder to \
-             LD_LIBRARY_PATH, or use --device cpu"
+             LD_LIBRARY_PATH"
         )))
     };
     if !driver {
@@ -85,7 +85,7 @@ pub fn probe(ordinal: usize) -> Result<DeviceInfo> {
         .map_err(|e| error::driver("counting GPUs (is the NVIDIA driver working?)", e))?;
     if count <= 0 {
         return Err(EngineError::Device(
-            "no usable GPU: the NVIDIA driver found no CUDA device; use --device cpu".into(),
+            "no usable GPU: the NVIDIA driver found no CUDA device".into(),
         ));
     }
     if ordinal >= count as usize {
@@ -120,6 +120,12 @@ fn info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
 /// A cuDNN handle bound to one stream, destroyed on drop.
 pub struct DnnHandle(pub(crate) dnn_sys::cudnnHandle_t);
 
+// SAFETY: cuDNN allows a handle to be used from any host thread as long as no two threads use it
+// at the same time. The handle is reachable only through its `GpuDevice`, whose users take
+// `&mut` for every call that reaches cuDNN, and the device is not `Sync`; every such call binds
+// the context to the calling thread first.
+unsafe impl Send for DnnHandle {}
+
 impl Drop for DnnHandle {
     fn drop(&mut self) {
         // SAFETY: created by `dnn::create_handle` and destroyed only here.
@@ -129,8 +135,8 @@ impl Drop for DnnHandle {
 
 /// One GPU opened for one executor: its own stream, cuBLAS and cuDNN handles and kernels.
 ///
-/// Not `Send` (cuDNN handles belong to the thread that made them): build it on the thread that
-/// trains.
+/// `Send` but not `Sync`: it may move to another thread (a server's batching thread), and one
+/// thread at a time uses it.
 pub struct GpuDevice {
     pub(crate) ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,

@@ -435,6 +435,19 @@ impl CudaNetwork {
         )
     }
 
+    /// The output of the last forward pass into `out` (`[batch, classes]`; waits for the GPU).
+    pub fn output_into(&self, out: &mut [f32]) -> Result<()> {
+        let last = self.layers.len();
+        if out.len() != self.batch * self.slot_len[last] {
+            return Err(EngineError::Shape(format!(
+                "output buffer holds {} values, the batch has {}",
+                out.len(),
+                self.batch * self.slot_len[last]
+            )));
+        }
+        self.acts[last].download(&self.dev.stream, out, "the output")
+    }
+
     /// Sets the output gradient directly (instead of [`CudaNetwork::loss`]).
     pub fn set_output_grad(&mut self, dout: &[f32]) -> Result<()> {
         let last = self.layers.len();

@@ -77,6 +77,8 @@ pub struct AutoConfig {
     pub seed: u64,
     pub max_latency_ms: Option<f64>,
     pub max_final_epochs: u32,
+    /// Where trials and the final training run (resolved by the caller; see `train::Device`).
+    pub device: crate::train::Device,
 }
 
 /// The demo budget when none is given: about two minutes.
@@ -131,6 +133,7 @@ impl AutoConfig {
             seed: 0,
             max_latency_ms: None,
             max_final_epochs: 15,
+            device: crate::train::Device::Cpu,
         }
     }
 
@@ -177,6 +180,7 @@ impl AutoConfig {
             data: self.data.clone(),
             target: self.target.clone(),
             seed: self.seed,
+            device: self.device,
             ..TrainConfig::default()
         }
     }

@@ -101,7 +101,7 @@ impl Checkpoint {
     }
 
     /// Loads the checkpoint in `out` into `net`, `optimizer` and `best`. The stored config must
-    /// match `config` except for `epochs` (which may be raised to train longer).
+    /// match `config` except for `epochs` (which may be raised to train longer) and `device`.
     pub fn load(
         out: &Path,
         config: &TrainConfig,
@@ -122,6 +122,8 @@ impl Checkpoint {
         })?;
         let mut stored = state.config.clone();
         stored.epochs = config.epochs;
+        // The device changes where training runs, not what it computes.
+        stored.device = config.device;
         if stored != *config {
             return Err(Error::Config(format!(
                 "--resume: the settings differ from the checkpoint's in {}; only epochs may change",

@@ -8,6 +8,7 @@ use modelsmith_engine::optim::OptimizerConfig;
 use serde::{Deserialize, Serialize};
 
 use super::batch_schedule::BatchSchedule;
+use super::device::Device;
 use super::early_stopping::{EarlyStopping, Monitor};
 use super::schedule::LrSchedule;
 use crate::data::{Augment, MissingPolicy};
@@ -49,6 +50,8 @@ pub struct TrainConfig {
     /// Clip each gradient element to [-v, v].
     pub clip_value: Option<f32>,
     pub seed: u64,
+    /// Where to train: `cpu` (default), `cuda`, `cuda:N` or `auto` (see [`Device`]).
+    pub device: Device,
 }
 
 impl Default for TrainConfig {
@@ -74,6 +77,7 @@ impl Default for TrainConfig {
             clip_norm: None,
             clip_value: None,
             seed: 42,
+            device: Device::Cpu,
         }
     }
 }

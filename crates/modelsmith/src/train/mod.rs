@@ -4,11 +4,15 @@
 pub mod batch_schedule;
 mod checkpoint;
 mod config;
+pub mod device;
 pub mod early_stopping;
+#[cfg(feature = "cuda")]
+mod gpu;
 mod observer;
 pub mod schedule;
 mod trainer;
 
 pub use config::{TrainConfig, OPTIMIZERS};
+pub use device::Device;
 pub use observer::{EpochMetrics, Silent, StartInfo, TrainObserver};
 pub use trainer::{evaluate, train, train_with, TrainOptions, TrainReport};

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::batch_schedule::BatchSizer;
 use super::checkpoint::{self, Checkpoint};
+use super::device::{Device, GpuTrainer};
 use super::early_stopping::{EarlyStopper, Monitor};
 use super::observer::{EpochMetrics, StartInfo, TrainObserver};
 use super::schedule::LrScheduler;
@@ -26,7 +27,7 @@ use crate::model::{
 use crate::{Error, Result};
 
 /// Examples per forward pass when evaluating (no gradients, so larger than training batches).
-const EVAL_BATCH: usize = 256;
+pub(super) const EVAL_BATCH: usize = 256;
 
 /// What `train` returns (and `--json` prints).
 #[derive(Clone, Debug, Serialize)]
@@ -180,26 +181,49 @@ pub fn train_with(
         first_epoch: progress.epoch + 1,
     });
 
+    // The executor: the CPU, or a GPU holding the data, weights and optimizer state (whose
+    // results come back to `net` and `optimizer` after every epoch).
+    let (device, said) = config.device.resolve()?;
+    if config.device == Device::Auto {
+        observer.on_message(&said);
+    }
+    let mut gpu = match device {
+        Device::Cuda(n) => Some(GpuTrainer::start(
+            n, config, &net, &optimizer, &train_set, &val_set,
+        )?),
+        _ => None,
+    };
     let mut bufs = StepBuffers::default();
     let mut stopped_by_observer = false;
     while progress.epoch < config.epochs && !progress.stopped_early {
         let epoch = progress.epoch + 1;
-        let Some(mut metrics) = train_epoch(
-            config,
-            &mut net,
-            &mut optimizer,
-            &mut progress,
-            &train_set,
-            epoch,
-            &mut bufs,
-            observer,
-        )?
-        else {
+        let finished = match &mut gpu {
+            Some(g) => g.train_epoch(config, &mut progress, &train_set, epoch, observer)?,
+            None => train_epoch(
+                config,
+                &mut net,
+                &mut optimizer,
+                &mut progress,
+                &train_set,
+                epoch,
+                &mut bufs,
+                observer,
+            )?,
+        };
+        // The host objects follow the GPU after every epoch, an interrupted one too.
+        if let Some(g) = &mut gpu {
+            g.sync_to_host(&mut net, &mut optimizer)?;
+        }
+        let Some(mut metrics) = finished else {
             stopped_by_observer = true;
             break;
         };
-        if !val_set.is_empty() {
-            let (l, a) = evaluate(&mut net, &val_set);
+        let val = match &mut gpu {
+            Some(g) => g.evaluate_val()?,
+            None if val_set.is_empty() => None,
+            None => Some(evaluate(&mut net, &val_set)),
+        };
+        if let Some((l, a)) = val {
             (metrics.val_loss, metrics.val_accuracy) = (Some(l), Some(a));
         }
         observer.on_epoch_end(&metrics);
@@ -303,12 +327,7 @@ fn train_epoch(
     observer: &mut dyn TrainObserver,
 ) -> Result<Option<EpochMetrics>> {
     let batch_size = progress.batch_sizer.current();
-    // Each epoch's order depends only on (seed, epoch): a resumed run sees the same batches.
-    bufs.order.clear();
-    bufs.order.extend(0..train_set.len());
-    bufs.order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-        config.seed ^ ((epoch as u64) << 32),
-    ));
+    bufs.order = epoch_order(config.seed, epoch, train_set.len());
     observer.on_epoch_start(epoch, config.epochs, bufs.order.len().div_ceil(batch_size));
     let started = Instant::now();
     let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
@@ -373,6 +392,16 @@ fn train_epoch(
         seconds,
         images_per_second: seen as f64 / seconds.max(1e-9),
     }))
+}
+
+/// The order an epoch visits `len` examples in. It depends only on (seed, epoch): a resumed run
+/// sees the same batches, and so does a GPU run.
+pub(super) fn epoch_order(seed: u64, epoch: u32, len: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+        seed ^ ((epoch as u64) << 32),
+    ));
+    order
 }
 
 /// The decisions after an epoch: remember the best weights, stop early, reduce the learning
