@@ -53,9 +53,14 @@ impl<T: DeviceRepr + ValidAsZeroBits + Clone + Default> GpuBuf<T> {
             return Ok(());
         }
         let view = self.slice.slice(0..out.len());
+        let what = || format!("copying {what} from the GPU");
         stream
             .memcpy_dtoh(&view, out)
-            .map_err(|e| error::driver(&format!("copying {what} from the GPU"), e))
+            .map_err(|e| error::driver(&what(), e))?;
+        // cudarc does not wait for a copy into ordinary (pageable) host memory; the driver
+        // documents such copies as complete on return, but the caller reads `out` next, so make
+        // it certain.
+        stream.synchronize().map_err(|e| error::driver(&what(), e))
     }
 
     /// The first `len` elements as a host vector.

@@ -80,6 +80,11 @@ pub fn device_count() -> usize {
 
 /// Checks the libraries and that GPU `ordinal` exists and answers; creates no stream.
 pub fn probe(ordinal: usize) -> Result<DeviceInfo> {
+    info(&open_context(ordinal)?)
+}
+
+/// The libraries checked, GPU `ordinal` checked to exist, and its (primary) context.
+fn open_context(ordinal: usize) -> Result<Arc<CudaContext>> {
     check_libraries()?;
     let count = CudaContext::device_count()
         .map_err(|e| error::driver("counting GPUs (is the NVIDIA driver working?)", e))?;
@@ -94,8 +99,7 @@ pub fn probe(ordinal: usize) -> Result<DeviceInfo> {
             count - 1
         )));
     }
-    let ctx = CudaContext::new(ordinal).map_err(|e| error::driver("opening the GPU", e))?;
-    info(&ctx)
+    CudaContext::new(ordinal).map_err(|e| error::driver("opening the GPU", e))
 }
 
 fn info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
@@ -153,8 +157,7 @@ impl GpuDevice {
     /// Opens GPU `ordinal`: checks the libraries, creates a stream and handles, compiles (once
     /// per process) and loads the kernels.
     pub fn open(ordinal: usize) -> Result<GpuDevice> {
-        probe(ordinal)?;
-        let ctx = CudaContext::new(ordinal).map_err(|e| error::driver("opening the GPU", e))?;
+        let ctx = open_context(ordinal)?;
         // Each executor's buffers are used on its own stream only, in issue order: cudarc's
         // per-buffer event tracking (for buffers shared between streams) would only add an
         // event record per use.
