@@ -83,9 +83,10 @@ run() {
     done
 
     echo "== 3. several trials per GPU at batch 128"
+    : >"$out/trials.jsonl"
     for k in 1 4 8; do
         timeout 90 "$BIN/cuda_seed_step" --data "$data" --batches 128 --seconds 4 --trials $k \
-            | tee -a "$out/throughput.jsonl"
+            | tee -a "$out/trials.jsonl"
     done
 
     echo "== 4. the seed recipe on the GPU and on the CPU (same seed)"
@@ -101,8 +102,12 @@ run() {
     python3 - "$out" <<'EOF' | tee "$out/summary.md"
 import json, statistics, sys
 out = sys.argv[1]
-rows = [json.loads(l) for l in open(f"{out}/throughput.jsonl") if l.startswith("{")]
-def med(engine, batch, trials=1, tf32=None):
+def load(name):
+    try:
+        return [json.loads(l) for l in open(f"{out}/{name}") if l.startswith("{")]
+    except OSError:
+        return []
+def med(engine, batch, trials=1, tf32=None, rows=load("throughput.jsonl")):
     v = [r["images_per_second"] for r in rows if r["engine"] == engine and r["batch"] == batch
          and r["trials"] == trials and (tf32 is None or r.get("tf32") == tf32)]
     return (statistics.median(v), min(v), max(v)) if v else None
@@ -115,7 +120,7 @@ for b in (32, 128, 512, 2048):
     print(f"| {b} | {f(o)} | {f(t)} | {f(p)} | {ratio} |")
 print()
 for k in (1, 4, 8):
-    m = med("modelsmith", 128, trials=k)
+    m = med("modelsmith", 128, trials=k, rows=load("trials.jsonl"))
     print(f"- {k} trial(s) at batch 128: {m[0]:,.0f} img/s summed" if m else f"- {k} trials: -")
 for device in ("cuda", "cpu"):
     try:
