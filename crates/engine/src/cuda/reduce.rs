@@ -10,7 +10,11 @@ use super::error::Result;
 use super::kernels::Arg;
 
 /// Row blocks at most: partial buffers hold `PARTS * channels` doubles.
-pub const PARTS: usize = 128;
+pub const PARTS: usize = 512;
+
+/// Rows one block should cover at least: fewer blocks for small sums (the final pass adds one
+/// partial per block), enough blocks to fill the GPU for a large batch's convolution output.
+const ROWS_PER_PART: usize = 256;
 
 /// What to sum per channel.
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +57,7 @@ impl Partials {
         accumulate: bool,
     ) -> Result<()> {
         assert!(PARTS * c <= self.a.len(), "reduction partials too small");
-        let parts = rows.div_ceil(8).clamp(1, PARTS);
+        let parts = rows.div_ceil(ROWS_PER_PART).clamp(1, PARTS);
         let (kind, b, mean) = match sum {
             Sum::Plain => (0, 0, 0),
             Sum::SquaredDeviation { mean } => (1, 0, mean),
