@@ -249,4 +249,16 @@ fn an_interrupt_stops_mid_epoch_and_keeps_only_completed_epochs() {
     // The model is still saved and measured (the weights as they were at the interrupt).
     assert!(report.val_accuracy.unwrap() > 0.0 && report.test_accuracy > 0.0);
     assert!(dir.path().join("weights.safetensors").exists());
+
+    // Cut inside the first epoch: nothing recorded, and the report's sums are plain zeros.
+    let mut early = InterruptAfter {
+        steps: 5,
+        seen: 0,
+        epochs_ended: 0,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = train(&config, &data, dir.path(), false, &mut early).unwrap();
+    assert_eq!((early.seen, report.epochs_run), (5, 0));
+    assert!(report.train_seconds.is_sign_positive() && report.train_seconds == 0.0);
+    assert!(report.images_per_second.is_sign_positive());
 }

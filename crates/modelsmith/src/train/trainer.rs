@@ -261,11 +261,11 @@ pub fn train_with(
         }
     };
     let history = &progress.history;
-    let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
-    let trained: f64 = history
+    // Folds from +0.0: a float `sum` of no epochs (an interrupt in the first) is -0.0.
+    let train_seconds = history.iter().fold(0.0, |s, m| s + m.seconds);
+    let trained = history
         .iter()
-        .map(|m| m.images_per_second * m.seconds)
-        .sum();
+        .fold(0.0, |s, m| s + m.images_per_second * m.seconds);
     let report = TrainReport {
         test_accuracy,
         test_loss,
