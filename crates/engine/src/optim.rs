@@ -510,6 +510,37 @@ impl Optimizer {
     }
 }
 
+/// The Adam family's scalars for step `t` (1-based), computed once per step for every
+/// parameter. The CPU loop and the GPU kernel both take them from here, so they round alike.
+pub(crate) struct AdamScalars {
+    /// Keras 3: `lr * sqrt(1 - beta2^t) / (1 - beta1^t)`.
+    pub alpha: f32,
+    /// Coupled (L2) weight decay, added to the gradient: Adam's.
+    pub l2: f32,
+    /// Decoupled decay `lr * weight_decay`, applied to the weight first: AdamW's.
+    pub decay: f32,
+}
+
+impl AdamScalars {
+    pub(crate) fn at(
+        decoupled: bool,
+        beta1: f32,
+        beta2: f32,
+        weight_decay: f32,
+        lr: f32,
+        t: u64,
+    ) -> AdamScalars {
+        let (l2, decay) = if decoupled {
+            (0.0, lr * weight_decay)
+        } else {
+            (weight_decay, 0.0)
+        };
+        let tf = t as f32;
+        let alpha = lr * (1.0 - beta2.powf(tf)).sqrt() / (1.0 - beta1.powf(tf));
+        AdamScalars { alpha, l2, decay }
+    }
+}
+
 /// One parameter's update. `w`, `g` and every slot have the same length; `t` is the 1-based step.
 fn update(
     config: &OptimizerConfig,
@@ -558,16 +589,8 @@ fn update(
             weight_decay,
         } => {
             let decoupled = matches!(config, OptimizerConfig::AdamW { .. });
-            let (l2, decay) = if decoupled {
-                (0.0, lr * weight_decay)
-            } else {
-                (weight_decay, 0.0)
-            };
-            // Keras 3: alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
-            let tf = t as f32;
-            let b1p = beta1.powf(tf);
-            let b2p = beta2.powf(tf);
-            let alpha = lr * (1.0 - b2p).sqrt() / (1.0 - b1p);
+            let AdamScalars { alpha, l2, decay } =
+                AdamScalars::at(decoupled, beta1, beta2, weight_decay, lr, t);
             let (m, v) = slots.split_at_mut(1);
             let (m, v) = (&mut m[0], &mut v[0]);
             for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {

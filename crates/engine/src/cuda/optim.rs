@@ -7,7 +7,7 @@ use super::buffer::GpuBuf;
 use super::device::GpuDevice;
 use super::error::Result;
 use super::kernels::Arg;
-use crate::optim::{OptimizerConfig, OptimizerState};
+use crate::optim::{AdamScalars, OptimizerConfig, OptimizerState};
 use crate::EngineError;
 
 pub struct GpuOptimizer {
@@ -142,14 +142,8 @@ impl GpuOptimizer {
                 weight_decay,
             } => {
                 let decoupled = matches!(self.config, OptimizerConfig::AdamW { .. });
-                let (l2, decay) = if decoupled {
-                    (0.0, lr * weight_decay)
-                } else {
-                    (weight_decay, 0.0)
-                };
-                // Exactly the CPU's f32 arithmetic for the bias correction.
-                let tf = t as f32;
-                let alpha = lr * (1.0 - beta2.powf(tf)).sqrt() / (1.0 - beta1.powf(tf));
+                let AdamScalars { alpha, l2, decay } =
+                    AdamScalars::at(decoupled, beta1, beta2, weight_decay, lr, t);
                 dev.launch_n(
                     "adam_update",
                     self.len,

@@ -16,7 +16,7 @@ use modelsmith_engine::optim::Optimizer;
 use modelsmith_engine::{EngineError, Network};
 
 use super::checkpoint::Checkpoint;
-use super::observer::{EpochMetrics, TrainObserver};
+use super::observer::{interrupted, EpochMetrics, TrainObserver};
 use super::trainer::{epoch_order, EVAL_BATCH};
 use super::TrainConfig;
 use crate::data::Dataset;
@@ -136,11 +136,7 @@ impl GpuTrainer {
                     seen / started.elapsed().as_secs_f64().max(1e-9),
                 );
             }
-            if observer.interrupt() {
-                observer.on_message(&format!(
-                    "interrupted in epoch {epoch} after {} of {batches} steps",
-                    b + 1
-                ));
+            if interrupted(observer, epoch, b + 1, batches) {
                 return Ok(None);
             }
         }

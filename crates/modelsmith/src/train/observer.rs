@@ -52,6 +52,23 @@ pub trait TrainObserver {
     }
 }
 
+/// Polls [`TrainObserver::interrupt`] after step `done` of the epoch's `total`, and says where
+/// training stopped when it does (both executors, CPU and GPU, ask this after every step).
+pub(super) fn interrupted(
+    observer: &mut dyn TrainObserver,
+    epoch: u32,
+    done: usize,
+    total: usize,
+) -> bool {
+    let stop = observer.interrupt();
+    if stop {
+        observer.on_message(&format!(
+            "interrupted in epoch {epoch} after {done} of {total} steps"
+        ));
+    }
+    stop
+}
+
 /// Reports nothing.
 pub struct Silent;
 impl TrainObserver for Silent {}

@@ -16,7 +16,7 @@ use super::batch_schedule::BatchSizer;
 use super::checkpoint::{self, Checkpoint};
 use super::device::{Device, GpuTrainer};
 use super::early_stopping::{EarlyStopper, Monitor};
-use super::observer::{EpochMetrics, StartInfo, TrainObserver};
+use super::observer::{interrupted, EpochMetrics, StartInfo, TrainObserver};
 use super::schedule::LrScheduler;
 use super::TrainConfig;
 use crate::data::{Dataset, LoadedData};
@@ -328,7 +328,8 @@ fn train_epoch(
 ) -> Result<Option<EpochMetrics>> {
     let batch_size = progress.batch_sizer.current();
     bufs.order = epoch_order(config.seed, epoch, train_set.len());
-    observer.on_epoch_start(epoch, config.epochs, bufs.order.len().div_ceil(batch_size));
+    let batches = bufs.order.len().div_ceil(batch_size);
+    observer.on_epoch_start(epoch, config.epochs, batches);
     let started = Instant::now();
     let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
     let mut lr = config.lr;
@@ -371,12 +372,7 @@ fn train_epoch(
             correct as f32 / seen as f32,
             seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
         );
-        if observer.interrupt() {
-            observer.on_message(&format!(
-                "interrupted in epoch {epoch} after {} of {} steps",
-                b + 1,
-                bufs.order.len().div_ceil(batch_size)
-            ));
+        if interrupted(observer, epoch, b + 1, batches) {
             return Ok(None);
         }
     }
