@@ -36,9 +36,10 @@ pub struct AutoArgs {
     /// Study name (default: auto-DATA-STRATEGY). The same name continues the search.
     #[arg(long)]
     study: Option<String>,
-    /// Trials trained at once.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
+    /// Trials trained at once, each on its share of the cores (default: on the CPU one per
+    /// core, at most 8; on a GPU one).
+    #[arg(long)]
+    workers: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Most learnable parameters an architecture may have.
@@ -87,7 +88,7 @@ pub fn run(args: AutoArgs) -> Result<()> {
             .into());
         }
     }
-    if args.workers == 0 {
+    if args.workers == Some(0) {
         return Err(BadInput("--workers must be at least 1".into()).into());
     }
     let data = modelsmith::data::load(
@@ -102,10 +103,12 @@ pub fn run(args: AutoArgs) -> Result<()> {
     config.target = args.target.clone();
     config.strategy.kind = strategy;
     config.time_budget = budget;
-    config.workers = args.workers;
+    config.device = super::resolve_device(args.device)?;
+    config.workers = args
+        .workers
+        .unwrap_or_else(|| AutoConfig::default_workers(config.device));
     config.seed = args.seed;
     config.max_latency_ms = args.max_latency_ms;
-    config.device = super::resolve_device(args.device)?;
     if let Some(p) = args.max_params {
         config.strategy.evolution.limits.max_params = p;
     }

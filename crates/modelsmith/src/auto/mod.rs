@@ -137,6 +137,17 @@ impl AutoConfig {
         }
     }
 
+    /// Trials trained at once when the user does not say: on the CPU one per core (of the
+    /// global pool), at most 8, each then training on one thread; a single network this small
+    /// gains little from a second core (see `Study::optimize`), two trials gain twice. On a
+    /// GPU one: the device, not the cores, is what trials share.
+    pub fn default_workers(device: crate::train::Device) -> usize {
+        match device {
+            crate::train::Device::Cpu => rayon::current_num_threads().clamp(1, 8),
+            _ => 1,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         self.strategy
