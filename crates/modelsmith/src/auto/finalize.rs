@@ -78,13 +78,11 @@ impl Finalizer<'_> {
             None => "scratch".to_string(),
         };
 
-        // Seconds per epoch on all the training data, from the trial's own epochs.
-        let report = best.attrs.get("report");
-        let field = |k: &str| report.and_then(|r| r.get(k)).and_then(|v| v.as_f64());
-        let per_epoch = match (field("train_seconds"), field("epochs_run")) {
-            (Some(s), Some(e)) if e >= 1.0 => s / e / (1.0 - self.config.validation_split as f64),
-            _ => f64::INFINITY,
-        };
+        // Seconds per epoch on all the training data, timed here and now: the trial's own
+        // epochs ran on its share of the cores beside other trials (and validated each
+        // epoch), so they say little about this training on all of them.
+        let examples = self.data.train.len();
+        let per_epoch = measure::epoch_seconds(&genome, &self.data.train, examples)?;
         let fit = (time_left.as_secs_f64() * EPOCH_SHARE / per_epoch).floor();
         let epochs = (fit as u32).min(self.config.max_final_epochs.max(1));
 

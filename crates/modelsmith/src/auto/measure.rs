@@ -1,5 +1,6 @@
 //! Measurements on this machine: a model's inference latency (batch 1), and how long one
-//! training epoch of a network takes (to refuse budgets that cannot train anything).
+//! training epoch of a network takes (to refuse budgets that cannot train anything, and to fit
+//! the final training's epochs into the time left).
 
 use std::path::Path;
 use std::time::Instant;
@@ -42,7 +43,7 @@ pub fn latency_ms(dir: &Path) -> Result<f64> {
 /// shape (batch 32, Adam): a few timed steps after a warm-up step, scaled up.
 pub fn epoch_seconds(genome: &Genome, train: &Dataset, examples: usize) -> Result<f64> {
     const BATCH: usize = 32;
-    const TIMED: usize = 3;
+    const TIMED: usize = 8;
     let classes = train.num_classes.max(2);
     let spec = genome.to_spec(&train.shape, classes);
     let mut net = build_network(&spec, &train.shape, classes, 0)?;
