@@ -78,11 +78,20 @@ impl Finalizer<'_> {
             None => "scratch".to_string(),
         };
 
-        // Seconds per epoch on all the training data, timed here and now: the trial's own
-        // epochs ran on its share of the cores beside other trials (and validated each
-        // epoch), so they say little about this training on all of them.
+        // Seconds per epoch on all the training data. Two estimates, each too long in its own
+        // case, so the shorter is the closer: the trial's own epochs (they validated each
+        // epoch and, on the CPU, ran on one share of the cores beside other trials) and a few
+        // batch-32 steps timed here on the CPU now (far too long when the final training runs
+        // on a GPU).
+        let report = best.attrs.get("report");
+        let field = |k: &str| report.and_then(|r| r.get(k)).and_then(|v| v.as_f64());
+        let from_trial = match (field("train_seconds"), field("epochs_run")) {
+            (Some(s), Some(e)) if e >= 1.0 => s / e / (1.0 - self.config.validation_split as f64),
+            _ => f64::INFINITY,
+        };
         let examples = self.data.train.len();
-        let per_epoch = measure::epoch_seconds(&genome, &self.data.train, examples)?;
+        let timed = measure::epoch_seconds(&genome, &self.data.train, examples)?;
+        let per_epoch = from_trial.min(timed);
         let fit = (time_left.as_secs_f64() * EPOCH_SHARE / per_epoch).floor();
         let epochs = (fit as u32).min(self.config.max_final_epochs.max(1));
 
