@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 budget=${1:-60s}
 seeds=${2:-0 1 2}
-py=${PY:-/tmp/peer/bin/python}
+. bench/peer.sh
+py=${PY:-$(peer_python scikit-learn)}
 cargo build --release --quiet -p modelsmith-cli
 bin=${CARGO_TARGET_DIR:-target}/release/modelsmith
 work=$(mktemp -d)

@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
 seconds=${SECONDS_PER_BATCH:-2}  # (not SECONDS: bash counts time in it)
 threads=${THREADS:-2}
-peer=${PEER_PYTHON:-/tmp/peer/bin/python}
+. bench/peer.sh
+peer=$(peer_python onnxruntime numpy)
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p modelsmith-cli -p modelsmith --bin modelsmith --example infer_bench
 bin=$target/release/modelsmith

@@ -4,8 +4,8 @@
 #   [ROUNDS=2] bench/seed_vs_keras.sh [EPOCHS] [BATCHES...]   (defaults: 1 epoch, batches 32 and 128)
 #
 # Needs: the release binary (cargo build --release), Fashion-MNIST (apt-get install -y
-# dataset-fashion-mnist) and the Keras peer (python3 -m venv /tmp/peer &&
-# /tmp/peer/bin/pip install tensorflow-cpu). Both train on all 60,000 images with no validation
+# dataset-fashion-mnist); the Keras peer (tensorflow-cpu) is installed into /tmp/peer on first use
+# (bench/peer.sh). Both train on all 60,000 images with no validation
 # split, so images/s counts the same work. Runs alternate (ours, Keras, ours, Keras) so that
 # machine noise hits both; compare the ratios within one run.
 set -euo pipefail
@@ -14,7 +14,8 @@ epochs=${1:-1}
 shift || true
 if [ $# -gt 0 ]; then batches=("$@"); else batches=(32 128); fi
 data=/usr/share/datasets/fashion-mnist
-peer=${PEER_PYTHON:-/tmp/peer/bin/python}
+. bench/peer.sh
+peer=$(peer_python tensorflow-cpu)
 bin=${CARGO_TARGET_DIR:-target}/release/modelsmith
 [ -x "$bin" ] || cargo build --release -q
 tmp=$(mktemp -d)
@@ -30,7 +31,7 @@ for round in $(seq "${ROUNDS:-2}"); do
     ours=$(python3 -c "import json,sys; r=json.load(open('$tmp/ours.json')); print(f\"{r['images_per_second']:.0f} {r['train_seconds']:.2f} {r['test_accuracy']:.4f}\")")
     read -r ips secs acc <<<"$ours"
     printf '%-10s %6s %12s %10s %10s   (round %s, test acc %s)\n' modelsmith "$b" "$ips" "$secs" "$(rss_mib "$tmp/ours.time")" "$round" "$acc"
-    /usr/bin/time -v "$peer" ../shared/bench/keras_seed.py "$data" "$epochs" "$b" >"$tmp/keras.out" 2>"$tmp/keras.time"
+    /usr/bin/time -v "$peer" bench/keras_seed.py "$data" "$epochs" "$b" >"$tmp/keras.out" 2>"$tmp/keras.time"
     line=$(tail -1 "$tmp/keras.out")
     kips=$(sed -n 's/.*images_per_s=\([0-9]*\).*/\1/p' <<<"$line")
     ksecs=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<<"$line")

@@ -7,8 +7,9 @@
 #   [HTTP_THREADS=N] bench/serve_load.sh [MODEL_DIR]
 #
 # MODEL_DIR defaults to /tmp/serve-model/digits, trained first (seed CNN, 2 epochs) if missing.
-# Needs the peer venv: python3 -m venv /tmp/peer && /tmp/peer/bin/pip install onnxruntime numpy
-# uvicorn httptools uvloop orjson. Runs alternate (ours, peer, ours, peer) so machine noise hits
+# The peer (onnxruntime numpy uvicorn httptools uvloop orjson) is installed into /tmp/peer on first
+# use (bench/peer.sh; PEER_PYTHON overrides).
+# Runs alternate (ours, peer, ours, peer) so machine noise hits
 # both; the load generator runs on the same 2 cores as the server. Every run is bounded
 # (SECONDS_PER_RUN plus a 2 s warm-up) and targets 127.0.0.1 only.
 set -euo pipefail
@@ -17,7 +18,8 @@ model=${1:-/tmp/serve-model/digits}
 seconds=${SECONDS_PER_RUN:-20}
 connections=${CONNECTIONS:-32}
 mode=${MODE:-infer}
-peer=${PEER_PYTHON:-/tmp/peer/bin/python}
+. bench/peer.sh
+peer=$(peer_python onnxruntime numpy uvicorn httptools uvloop orjson)
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p modelsmith-cli -p modelsmith-server --bins --example loadgen
 bin=$target/release/modelsmith

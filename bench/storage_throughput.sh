@@ -15,7 +15,8 @@ trials=${1:-2000}
 rounds=${2:-3}
 workers=${3:-8}
 target=${CARGO_TARGET_DIR:-target}
-py=${PEER_PYTHON:-/tmp/peer/bin/python}
+. bench/peer.sh
+py=$(peer_python optuna psycopg2-binary)
 cargo build --release --quiet -p modelsmith --example storage_throughput
 bin=$target/release/examples/storage_throughput
 

@@ -1,6 +1,7 @@
 //! Optimizers: the update rules of SGD (with momentum / Nesterov), Adam, AdamW, RMSprop and
-//! Adagrad, matching Keras 3 step for step (checked against `reference/layers.json`, produced by
-//! TensorFlow 2.21 / Keras 3), plus gradient clipping and exact checkpoint/resume of their state.
+//! Adagrad, matching Keras 3 step for step (checked against the TensorFlow 2.21 / Keras 3 fixture
+//! `tests/fixtures/tensorflow_reference.json`, made by `bench/tf_reference.py`), plus gradient
+//! clipping and exact checkpoint/resume of their state.
 //!
 //! Usage, once per training step after the backward pass:
 //! ```

@@ -1,5 +1,5 @@
-//! Optimizers against Keras 3 (`reference/layers.json`, cases with `op == "optimizer"`), plus
-//! weight decay, clipping and checkpoint/resume behaviour.
+//! Optimizers against Keras 3 (`tests/fixtures/tensorflow_reference.json`, cases with
+//! `op == "optimizer"`), plus weight decay, clipping and checkpoint/resume behaviour.
 
 use modelsmith_engine::{
     clip_grad_norm, clip_grad_value, grad_norm, Optimizer, OptimizerConfig, OptimizerState, Param,
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 const REFERENCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/layers.json"
+    "/tests/fixtures/tensorflow_reference.json"
 );
 
 fn reference_cases() -> Vec<Value> {

@@ -227,7 +227,7 @@ impl LrScheduler {
         let lr0 = self.lr0;
         match self.schedule {
             LrSchedule::Constant => lr0,
-            // Computed in f32 like Keras (matches reference/layers.json to the bit pattern).
+            // Computed in f32 like Keras (matches the TensorFlow fixture to the bit pattern).
             LrSchedule::InverseTime { decay } => lr0 * (1.0 / (1.0 + decay * step as f32)),
             LrSchedule::Exponential {
                 rate,
@@ -319,7 +319,7 @@ mod tests {
 
     const REFERENCE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/layers.json"
+        "/../engine/tests/fixtures/tensorflow_reference.json"
     );
 
     #[test]
