@@ -215,6 +215,38 @@ fn idx_trailing_bytes() {
 }
 
 #[test]
+fn idx_dimensions_whose_product_overflows_are_a_damaged_header() {
+    // [4, 2^31, 2^31] multiplies to 2^64: 16 bytes that once panicked with "capacity overflow".
+    let mut header = vec![0, 0, 8, 3];
+    for d in [4u32, 1 << 31, 1 << 31] {
+        header.extend_from_slice(&d.to_be_bytes());
+    }
+    for gzip in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        write_idx_dir(dir.path(), gzip);
+        let (name, bytes) = if gzip {
+            ("train-images-idx3-ubyte.gz", gz(&header))
+        } else {
+            ("train-images-idx3-ubyte", header.clone())
+        };
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        let e = load_idx(dir.path()).unwrap_err();
+        assert!(matches!(e, DataError::IdxHeader { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(name) && msg.contains("damaged"), "{msg}");
+    }
+    // A plausible product that is still past the bound: refused before anything is allocated.
+    let e = idx_error("t10k-images-idx3-ubyte", {
+        let mut h = vec![0, 0, 8, 3];
+        for d in [1u32 << 20, 1 << 12, 1 << 12] {
+            h.extend_from_slice(&d.to_be_bytes());
+        }
+        h
+    });
+    assert!(matches!(e, DataError::IdxHeader { .. }), "{e:?}");
+}
+
+#[test]
 fn idx_counts_disagree() {
     let e = idx_error("t10k-labels-idx1-ubyte", idx_labels(&[2, 1]));
     assert!(matches!(e, DataError::IdxCountMismatch { .. }), "{e:?}");

@@ -111,7 +111,11 @@ fn decompress(bytes: Vec<u8>, name: &str) -> Result<Vec<u8>, DataError> {
         return Ok(bytes);
     }
     let mut out = Vec::with_capacity(isize_hint(&bytes));
+    // No header describes more than this, so inflating further only feeds a gzip bomb; the
+    // length check then reports the excess as trailing bytes.
+    let limit = MAX_IDX_VALUES + 4 + 4 * 255 + 1;
     MultiGzDecoder::new(&bytes[..])
+        .take(limit)
         .read_to_end(&mut out)
         .map_err(|e| DataError::Gzip {
             path: name.to_string(),
@@ -144,7 +148,7 @@ fn parse_header(
 ) -> Result<(Vec<usize>, usize), DataError> {
     let dims = parse_dims(bytes, name, what, magic)?;
     let offset = 4 + 4 * dims.len();
-    let expected = offset as u64 + dims.iter().map(|&d| d as u64).product::<u64>();
+    let expected = offset as u64 + element_count(&dims, name)?;
     let actual = bytes.len() as u64;
     if actual != expected {
         return Err(DataError::IdxLength {
@@ -197,12 +201,32 @@ fn parse_dims(
             ),
         });
     }
-    Ok((0..ndims)
+    let dims: Vec<usize> = (0..ndims)
         .map(|d| {
             let b = &bytes[4 + 4 * d..8 + 4 * d];
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
         })
-        .collect())
+        .collect();
+    element_count(&dims, name)?;
+    Ok(dims)
+}
+
+/// Most values one IDX file may hold (8 GiB once converted to `f32`): a header may claim more
+/// than any file holds, and a gzip file can inflate to any size, so memory is bounded up front.
+pub(crate) const MAX_IDX_VALUES: u64 = 1 << 31;
+
+/// The number of values the dimensions describe, checked: a product past 2^64 or past
+/// [`MAX_IDX_VALUES`] is a damaged or hostile header, not a reason to allocate.
+fn element_count(dims: &[usize], name: &str) -> Result<u64, DataError> {
+    dims.iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .filter(|&n| n <= MAX_IDX_VALUES)
+        .ok_or_else(|| DataError::IdxHeader {
+            path: name.to_string(),
+            message: format!(
+                "the header's dimensions {dims:?} describe more than {MAX_IDX_VALUES} values; the file is damaged"
+            ),
+        })
 }
 
 /// Images: returns `(count, rows, cols, data offset)`.
@@ -299,10 +323,14 @@ fn decode_images(bytes: Vec<u8>, name: &str) -> Result<(Vec<f32>, usize, usize, 
         let consumed = (move || -> Result<_, DataError> {
             let mut head: Vec<u8> = Vec::with_capacity(16);
             let mut header: Option<(usize, usize, usize)> = None;
+            let mut expected = u64::MAX;
             let mut x: Vec<f32> = Vec::new();
             let mut total = 0u64;
             for chunk in rx {
                 total += chunk.len() as u64;
+                if total > expected {
+                    break; // trailing bytes: reported below, without inflating the rest
+                }
                 let mut data = &chunk[..];
                 if header.is_none() {
                     let take = (16 - head.len()).min(data.len());
@@ -313,8 +341,9 @@ fn decode_images(bytes: Vec<u8>, name: &str) -> Result<(Vec<f32>, usize, usize, 
                     }
                     let dims = parse_dims(&head, name, "images", IMAGES_MAGIC)?;
                     check_sides(dims[0], dims[1], dims[2], name)?;
-                    let len = dims[0].saturating_mul(dims[1]).saturating_mul(dims[2]);
-                    x.reserve_exact(len.min(hint));
+                    let len = element_count(&dims, name)?;
+                    expected = 16 + len;
+                    x.reserve_exact((len as usize).min(hint));
                     header = Some((dims[0], dims[1], dims[2]));
                 }
                 x.extend(data.iter().map(|&p| lut[p as usize]));
@@ -334,7 +363,7 @@ fn decode_images(bytes: Vec<u8>, name: &str) -> Result<(Vec<f32>, usize, usize, 
             parse_images(&head, name)?;
             unreachable!("a complete header was not found, so parsing must fail");
         };
-        let expected = 16 + (n as u64) * (rows as u64) * (cols as u64);
+        let expected = 16 + (n * rows * cols) as u64; // bounded by element_count
         if total != expected {
             return Err(DataError::IdxLength {
                 path: name.to_string(),
