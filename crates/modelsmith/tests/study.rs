@@ -205,3 +205,49 @@ fn trials_of_dead_workers_are_failed_then_retried_with_their_parameters() {
         .unwrap();
     assert!(again.retried.is_empty());
 }
+
+#[test]
+fn retrying_failed_trials_never_takes_a_study_past_its_target() {
+    let study = study_with(Arc::new(MemoryStorage::new()), None);
+    // Four trials asked: two fail, so the study runs six to have four that did not fail.
+    let first = OptimizeOptions::trials(4);
+    study
+        .optimize(&first, |t| {
+            let x = t.suggest_float("x", 0.0, 1.0)?;
+            if t.number() < 2 {
+                return Err(TrialError::failed("boom"));
+            }
+            Ok(x)
+        })
+        .unwrap();
+    let done = |s: &Study| {
+        s.trials()
+            .unwrap()
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .count()
+    };
+    assert_eq!(done(&study), 4);
+    // At its target, --retry-failed has no room left: nothing is queued, nothing more runs.
+    let retry = OptimizeOptions {
+        retry_failed: true,
+        ..OptimizeOptions::trials(4)
+    };
+    let summary = study
+        .optimize(&retry, |t| t.suggest_float("x", 0.0, 1.0))
+        .unwrap();
+    assert!(summary.retried.is_empty(), "{:?}", summary.retried);
+    assert_eq!(done(&study), 4);
+    // A larger target makes room for one retry (the oldest failed trial), and no more.
+    let summary = study
+        .optimize(
+            &OptimizeOptions {
+                retry_failed: true,
+                ..OptimizeOptions::trials(5)
+            },
+            |t| t.suggest_float("x", 0.0, 1.0),
+        )
+        .unwrap();
+    assert_eq!(summary.retried, vec![0]);
+    assert_eq!(done(&study), 5);
+}

@@ -22,6 +22,9 @@ pub const INFEASIBLE_ATTR: &str = "infeasible";
 /// default`, `trial N` or `trial N, lr 0.001 -> 0.002`).
 pub const HYPER_ATTR: &str = "hyper";
 pub const HYPER_SOURCE_ATTR: &str = "hyper_source";
+/// Set on a trial the search's deadline stopped: it completes with the epochs it finished, or is
+/// pruned when it finished none.
+pub const CUT_ATTR: &str = "cut_by_budget";
 
 /// A child that starts from its parent's weights continues that training: at the sampled
 /// (from-scratch) rate its first epoch would undo much of it. In a Fashion-MNIST pilot a
@@ -157,7 +160,12 @@ impl TrialRunner<'_> {
             return Err(TrialError::Pruned);
         }
         if cut {
-            trial.set_attr("cut_by_budget", true)?;
+            trial.set_attr(CUT_ATTR, true)?;
+            if report.epochs_run == 0 {
+                // Nothing of it was trained: its validation accuracy is its starting point's (a
+                // parent's, for a function-preserving child), which this trial did not earn.
+                return Err(TrialError::Pruned);
+            }
         }
         let latency = measure::latency_ms(dir).map_err(TrialError::failed)?;
         trial.set_attr("latency_ms", latency)?;
@@ -322,5 +330,57 @@ impl TrainObserver for EpochReporter<'_, '_, '_> {
             self.cut = true;
         }
         self.cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auto::NoAutoObserver;
+    use crate::data::{load, LoadOptions};
+    use crate::search::{Direction, OptimizeOptions, StudyOptions, TrialState};
+    use crate::store::MemoryStorage;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_trial_cut_by_the_deadline_before_its_first_epoch_is_pruned_not_complete() {
+        let all = load("digits", &LoadOptions::default()).unwrap();
+        let data = LoadedData {
+            train: all.train.subset(&(0..400).collect::<Vec<_>>()),
+            test: all.test.subset(&(0..100).collect::<Vec<_>>()),
+            info: all.info,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = Artifacts::new(dir.path().join("a")).unwrap();
+        let config = AutoConfig::defaults_for("digits", &[28, 28, 1]);
+        let runner = TrialRunner {
+            config: &config,
+            data: &data,
+            artifacts: &artifacts,
+            input_shape: vec![28, 28, 1],
+            num_classes: 10,
+            // Already passed: the first step's interrupt poll stops the training.
+            deadline: Instant::now(),
+            observer: &NoAutoObserver,
+        };
+        let study = Study::new(
+            Arc::new(MemoryStorage::new()),
+            "cut",
+            Direction::Maximize,
+            StudyOptions::default(),
+        )
+        .unwrap();
+        study
+            .optimize(&OptimizeOptions::trials(1), |trial| {
+                runner.run(&study, trial)
+            })
+            .unwrap();
+        let trials = study.trials().unwrap();
+        assert_eq!(trials.len(), 1);
+        let t = &trials[0];
+        assert_eq!(t.attrs["report"]["epochs_run"], 0, "{:?}", t.attrs);
+        assert_eq!(t.attrs[CUT_ATTR], true);
+        assert_eq!(t.state, TrialState::Pruned, "{t:?}");
+        assert_eq!(t.value, None);
     }
 }

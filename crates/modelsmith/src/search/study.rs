@@ -280,27 +280,41 @@ impl Study {
         )
     }
 
-    /// Queues a retry of each failed trial that has none yet; returns the retried numbers.
-    pub fn retry_failed_trials(&self) -> Result<Vec<u64>, StoreError> {
-        self.retry_trials(None)
+    /// Queues a retry of each failed trial that has none yet, oldest first, while the study has
+    /// fewer than `limit` trials that did not fail (a retry counts as one as soon as it is
+    /// queued, so retries never take a study past its target); returns the retried numbers.
+    pub fn retry_failed_trials(&self, limit: Option<u64>) -> Result<Vec<u64>, StoreError> {
+        self.retry_trials(None, limit)
     }
 
-    /// Queues a retry of each failed trial (of those numbered in `only`, if given) that has
-    /// none yet; returns the retried numbers.
-    pub fn retry_trials(&self, only: Option<&[u64]>) -> Result<Vec<u64>, StoreError> {
+    /// As [`retry_failed_trials`](Self::retry_failed_trials), for the failed trials numbered in
+    /// `only`, if given.
+    pub fn retry_trials(
+        &self,
+        only: Option<&[u64]>,
+        limit: Option<u64>,
+    ) -> Result<Vec<u64>, StoreError> {
         let trials = self.trials()?;
         let retried: HashSet<u64> = trials
             .iter()
             .filter_map(|t| t.attrs.get("retry_of").and_then(|v| v.as_u64()))
             .collect();
+        let mut active = trials
+            .iter()
+            .filter(|t| t.state != TrialState::Failed)
+            .count() as u64;
         let mut out = Vec::new();
         for t in trials.iter().filter(|t| t.state == TrialState::Failed) {
             if retried.contains(&t.number) || only.is_some_and(|o| !o.contains(&t.number)) {
                 continue;
             }
+            if limit.is_some_and(|l| active >= l) {
+                break;
+            }
             let attrs = BTreeMap::from([("retry_of".to_string(), t.number.into())]);
             self.storage
                 .enqueue_trial(self.record.id, &t.params, &attrs)?;
+            active += 1;
             out.push(t.number);
         }
         Ok(out)
@@ -344,11 +358,11 @@ impl Study {
             ));
         }
         if options.retry_failed {
-            summary.retried = self.retry_failed_trials()?;
+            summary.retried = self.retry_failed_trials(options.trials)?;
         } else if options.retry_reclaimed && !summary.recovered_stale.is_empty() {
             // Only this caller failed these trials (the storage re-checks each), so each is
             // queued once however many workers look for dead ones.
-            summary.retried = self.retry_trials(Some(&summary.recovered_stale))?;
+            summary.retried = self.retry_trials(Some(&summary.recovered_stale), options.trials)?;
         }
         let max_failures = options
             .max_failures
