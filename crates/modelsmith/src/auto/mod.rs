@@ -233,6 +233,8 @@ pub fn run_auto(
 ) -> Result<AutoReport> {
     let started = Instant::now();
     config.validate()?;
+    // Taken before the search, so a second run into the same folder fails now, not at the end.
+    let _lock = crate::model::OutputLock::acquire(out)?;
     let num_classes = data.train.num_classes.max(data.test.num_classes);
     if num_classes < 2 {
         return Err(Error::Config(format!(

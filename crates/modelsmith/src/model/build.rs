@@ -73,6 +73,7 @@ pub fn build_network(
                         "conv2d needs image input [height, width, channels], got {in_shape:?} (use a CSV model such as mlp, or remove flatten/dense before it)"
                     )));
                 }
+                bounded_params(&[*kernel, *kernel, in_shape[2], *filters]).map_err(at)?;
                 Box::new(Conv2d::new(
                     in_shape[2],
                     *filters,
@@ -92,6 +93,7 @@ pub fn build_network(
             } => {
                 positive(*units, "units").map_err(at)?;
                 let fan_in = in_shape.iter().product();
+                bounded_params(&[fan_in, *units]).map_err(at)?;
                 Box::new(Dense::new(
                     fan_in,
                     *units,
@@ -157,6 +159,15 @@ pub fn build_network(
         current = net
             .push(name.clone(), engine_layer, &inputs)
             .map_err(|e| at(e.to_string()))?;
+        let out_shape = &net.shapes()[current];
+        let values = out_shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        if values.is_none_or(|n| n > MAX_ACTIVATION_VALUES) {
+            return Err(at(format!(
+                "outputs {out_shape:?} per example, more than the {MAX_ACTIVATION_VALUES} values a layer may produce"
+            )));
+        }
         slots.insert(name, current);
     }
     let out = net.output_shape();
@@ -174,6 +185,29 @@ fn layer_activation(kind: &LayerKind) -> Option<ActivationSpec> {
         | LayerKind::Dense { activation, .. }
         | LayerKind::Activation { activation } => Some(*activation),
         _ => None,
+    }
+}
+
+/// Most parameters one layer may have (1 GiB of `f32`), checked before its weights are allocated:
+/// a spec read from a file may ask for any size.
+pub const MAX_LAYER_PARAMS: u64 = 1 << 28;
+/// Most values one layer may output per example (1 GiB of `f32`).
+pub const MAX_ACTIVATION_VALUES: u64 = 1 << 28;
+
+fn bounded_params(factors: &[usize]) -> Result<(), String> {
+    let n = factors
+        .iter()
+        .try_fold(1u64, |n, &f| n.checked_mul(f as u64));
+    match n {
+        Some(n) if n <= MAX_LAYER_PARAMS => Ok(()),
+        _ => Err(format!(
+            "its weights ({}) exceed the {MAX_LAYER_PARAMS} parameters a layer may have",
+            factors
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join(" x ")
+        )),
     }
 }
 

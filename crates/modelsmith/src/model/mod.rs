@@ -3,6 +3,7 @@
 
 pub mod activation;
 mod build;
+mod output_lock;
 mod saved;
 pub mod spec;
 mod weights;
@@ -11,7 +12,8 @@ use std::path::Path;
 
 pub use activation::ActivationSpec;
 pub use build::build_network;
-pub use saved::{load_model, save_model, ModelMeta, MODEL_FORMAT_VERSION};
+pub use output_lock::{OutputLock, LOCK_FILE};
+pub use saved::{load_model, save_model, ModelMeta, MAX_INPUT_VALUES, MODEL_FORMAT_VERSION};
 pub use spec::{LayerKind, LayerSpec, ModelSpec, PaddingSpec, BUILTIN_MODELS};
 pub use weights::{
     load_weights, read_weights_file, weights_to_bytes, write_atomic as write_atomic_file,

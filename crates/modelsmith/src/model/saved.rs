@@ -7,7 +7,7 @@ use std::path::Path;
 use modelsmith_engine::Network;
 use serde::{Deserialize, Serialize};
 
-use super::weights::{load_weights, read_weights_file, write_atomic, write_weights_file};
+use super::weights::{load_weights, parse_weights, weights_to_bytes, write_atomic};
 use super::{build_network, ModelError, ModelSpec};
 use crate::data::DataInfo;
 
@@ -31,14 +31,89 @@ pub struct ModelMeta {
     /// The training configuration that produced the weights.
     #[serde(default)]
     pub training: serde_json::Value,
+    /// SHA-256 of the `weights.safetensors` saved with this file (set by [`save_model`]; absent
+    /// in folders written before it existed). A folder whose weights do not match is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
+/// Most values one example may hold (a 4096x4096 RGB image is 50M): a bound checked before a
+/// `model.json` makes anything allocate, whatever it claims.
+pub const MAX_INPUT_VALUES: u64 = 1 << 26;
+/// Most outputs (classes) a saved model may have.
+pub const MAX_OUTPUTS: usize = 1 << 20;
+
+/// Saves a model folder: the weights first, then `model.json` naming their SHA-256, each written
+/// atomically. `model.json` is the commit point: a save cut short between the two, or two runs
+/// writing the same folder, leaves a pair [`load_model`] refuses instead of one it mixes.
+/// Callers that write a folder over a whole run hold its [`OutputLock`](super::OutputLock).
 pub fn save_model(dir: &Path, meta: &ModelMeta, net: &Network) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| ModelError::file(dir, format!("cannot create folder: {e}")))?;
-    let json = serde_json::to_vec_pretty(meta).expect("model metadata serializes");
-    write_atomic(&dir.join("model.json"), &json)?;
-    write_weights_file(&dir.join("weights.safetensors"), net, &[])
+    let weights = weights_to_bytes(net, &[]);
+    let meta = ModelMeta {
+        weights_sha256: Some(sha256_hex(&weights)),
+        ..meta.clone()
+    };
+    write_atomic(&dir.join("weights.safetensors"), &weights)?;
+    let json = serde_json::to_vec_pretty(&meta).expect("model metadata serializes");
+    write_atomic(&dir.join("model.json"), &json)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl ModelMeta {
+    /// Checks what `model.json` claims before anything is built from it: every shape product
+    /// checked and bounded, and the preprocessing, classes and input shape agreeing, so a damaged
+    /// or hostile file is one error line instead of a panic or a huge allocation later.
+    pub fn validate(&self) -> Result<(), String> {
+        let shape = &self.input_shape;
+        let values = shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .filter(|_| !shape.is_empty() && shape.iter().all(|&d| d >= 1));
+        match values {
+            Some(n) if n <= MAX_INPUT_VALUES => {}
+            Some(n) => {
+                return Err(format!(
+                    "input_shape {shape:?} holds {n} values per example, more than the {MAX_INPUT_VALUES} a model may take"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "input_shape {shape:?} is not a shape (every size at least 1, product below 2^64)"
+                ))
+            }
+        }
+        if self.num_classes == 0 || self.num_classes > MAX_OUTPUTS {
+            return Err(format!(
+                "num_classes is {}; it must be between 1 and {MAX_OUTPUTS}",
+                self.num_classes
+            ));
+        }
+        if !self.data.class_names.is_empty() && self.data.class_names.len() != self.num_classes {
+            return Err(format!(
+                "data.class_names has {} names but num_classes is {}",
+                self.data.class_names.len(),
+                self.num_classes
+            ));
+        }
+        let pre = &self.data.preprocessing;
+        pre.validate()?;
+        let expected = pre.input_shape();
+        if expected != *shape {
+            return Err(format!(
+                "the preprocessing makes inputs of shape {expected:?} but input_shape is {shape:?}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Loads a model folder: reads `model.json`, rebuilds the network and loads its weights.
@@ -54,6 +129,8 @@ pub fn load_model(dir: &Path) -> Result<(ModelMeta, Network), ModelError> {
         .map_err(|e| ModelError::file(&meta_path, format!("cannot read: {e}")))?;
     let meta: ModelMeta = serde_json::from_str(&text)
         .map_err(|e| ModelError::file(&meta_path, format!("invalid model.json: {e}")))?;
+    meta.validate()
+        .map_err(|e| ModelError::file(&meta_path, format!("invalid model.json: {e}")))?;
     if meta.format_version > MODEL_FORMAT_VERSION {
         return Err(ModelError::file(
             &meta_path,
@@ -66,7 +143,17 @@ pub fn load_model(dir: &Path) -> Result<(ModelMeta, Network), ModelError> {
     let mut net = build_network(&meta.spec, &meta.input_shape, meta.num_classes, 0)
         .map_err(|e| ModelError::file(&meta_path, e.to_string()))?;
     let weights_path = dir.join("weights.safetensors");
-    let tensors = read_weights_file(&weights_path)?;
+    let bytes = std::fs::read(&weights_path)
+        .map_err(|e| ModelError::file(&weights_path, format!("cannot read: {e}")))?;
+    if let Some(expected) = &meta.weights_sha256 {
+        if sha256_hex(&bytes) != *expected {
+            return Err(ModelError::file(
+                &weights_path,
+                "does not match the model.json beside it (its SHA-256 differs: a save was cut short or another run wrote into this folder); train the model again",
+            ));
+        }
+    }
+    let tensors = parse_weights(&bytes, &weights_path)?;
     load_weights(&mut net, &tensors, &weights_path)?;
     Ok((meta, net))
 }

@@ -40,8 +40,7 @@ fn le_bytes(data: &[f32]) -> Vec<u8> {
     data.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Writes the weights to `path` atomically (temporary file, then rename), so a crash never leaves
-/// a half-written file behind.
+/// Writes the weights to `path` atomically (see [`write_atomic`]).
 pub fn write_weights_file(
     path: &Path,
     net: &Network,
@@ -50,18 +49,52 @@ pub fn write_weights_file(
     write_atomic(path, &weights_to_bytes(net, extra))
 }
 
+/// Writes `bytes` to `path` so that a crash or a concurrent writer never leaves a torn file: the
+/// bytes go to a temporary name of this process's own (two writers never share one), are flushed
+/// to disk, then renamed over `path`, and the rename is flushed by syncing the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| ModelError::file(path, format!("cannot write: {e}")))
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ModelError::file(path, format!("cannot write: {e}")));
+    }
+    sync_parent(path);
+    Ok(())
+}
+
+/// Flushes a rename in `path`'s folder to disk. Best effort: some file systems refuse to open
+/// or sync a folder, and the rename itself has already happened.
+fn sync_parent(path: &Path) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
 }
 
 /// Reads every tensor of a safetensors file as f32 values with shapes.
 pub fn read_weights_file(path: &Path) -> Result<NamedTensors, ModelError> {
     let bytes =
         std::fs::read(path).map_err(|e| ModelError::file(path, format!("cannot read: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes)
+    parse_weights(&bytes, path)
+}
+
+/// Parses safetensors bytes read from `path` (named in errors).
+pub(crate) fn parse_weights(bytes: &[u8], path: &Path) -> Result<NamedTensors, ModelError> {
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| ModelError::file(path, format!("not a valid safetensors file: {e}")))?;
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
@@ -115,6 +148,15 @@ fn copy_into(
             format!(
                 "tensor '{name}' has shape {shape:?}, the model expects {:?}",
                 target.shape
+            ),
+        ));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::file(
+            source,
+            format!(
+                "tensor '{name}' holds {} at index {i}: the training that wrote it diverged; train again (e.g. with a lower --lr or --clip-norm 1)",
+                values[i]
             ),
         ));
     }

@@ -21,7 +21,7 @@ use super::schedule::LrScheduler;
 use super::TrainConfig;
 use crate::data::{Dataset, LoadedData};
 use crate::model::{
-    build_network, save_model, ModelMeta, ModelSpec, NamedTensors, WeightSnapshot,
+    build_network, save_model, ModelMeta, ModelSpec, NamedTensors, OutputLock, WeightSnapshot,
     MODEL_FORMAT_VERSION,
 };
 use crate::{Error, Result};
@@ -154,10 +154,7 @@ pub fn train_with(
     let mut best = WeightSnapshot::default();
 
     let out = options.out;
-    if let Some(out) = out {
-        std::fs::create_dir_all(out)
-            .map_err(|e| Error::io(out, format!("cannot create folder: {e}")))?;
-    }
+    let _lock = out.map(OutputLock::acquire).transpose()?;
     let metrics_path = out.map(|o| o.join("metrics.jsonl"));
     if let (true, Some(out)) = (options.resume, out) {
         progress = Checkpoint::load(out, config, &mut net, &mut optimizer, &mut best)?;
@@ -297,6 +294,7 @@ pub fn train_with(
         macs_per_example: report.macs_per_example,
         metrics: serde_json::to_value(&report).expect("report serializes"),
         training: serde_json::to_value(config).expect("config serializes"),
+        weights_sha256: None,
     };
     save_model(out, &meta, &net)?;
     Ok(report)
