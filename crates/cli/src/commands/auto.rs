@@ -21,6 +21,13 @@ pub struct AutoArgs {
     /// Target column for csv: data (the search then builds MLPs).
     #[arg(long)]
     target: Option<String>,
+    /// Your own test data (a SPEC), scored once at the end with the preprocessing fitted on
+    /// --data, which then searches and trains on all its examples.
+    #[arg(long, value_name = "SPEC")]
+    test_data: Option<String>,
+    /// One-hot encode CSV string columns with very many distinct values instead of refusing them.
+    #[arg(long)]
+    allow_high_cardinality: bool,
     /// Wall clock for the whole run: 75% search, 25% final training on train+validation
     /// (default: a 2m demo).
     #[arg(long)]
@@ -96,6 +103,8 @@ pub fn run(args: AutoArgs) -> Result<()> {
         &modelsmith::data::LoadOptions {
             target: args.target.clone(),
             seed: args.seed,
+            test_data: args.test_data.clone(),
+            allow_high_cardinality: args.allow_high_cardinality,
             ..modelsmith::data::LoadOptions::default()
         },
     )?;

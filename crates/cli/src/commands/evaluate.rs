@@ -1,25 +1,28 @@
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use modelsmith::data::{load, LoadOptions, Preprocessing};
+use modelsmith::data::{load, load_held_out, EncodingReport, LoadOptions};
 use modelsmith::model::load_model;
-use modelsmith::train::evaluate;
+use modelsmith::train::{evaluate, TrainConfig};
 use serde::Serialize;
 
-use super::{print_json, BadInput};
+use super::print_json;
 
 #[derive(Args)]
 pub struct EvaluateArgs {
     /// A model folder written by `modelsmith train`.
     #[arg(long)]
     model: PathBuf,
-    /// Data SPEC (default: the data the model was trained on).
+    /// Data SPEC to score, whole, with the model's saved preprocessing (a CSV: every row;
+    /// digits, fashion-mnist, idx:DIR: their test part). Default: the model's own test data.
     #[arg(long)]
     data: Option<String>,
-    /// Target column for csv: data.
+    /// Target column of a csv: file, if it is not named as in training.
     #[arg(long)]
     target: Option<String>,
+    /// Print one JSON object with the results on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -30,56 +33,76 @@ struct EvaluateReport {
     examples: usize,
     test_accuracy: f32,
     test_loss: f32,
+    /// Per column: values the training never saw (categories outside its vocabulary).
+    unseen_categories: BTreeMap<String, usize>,
+    /// Per column: non-finite numbers read as missing values.
+    non_finite: BTreeMap<String, usize>,
 }
 
 pub fn run(args: EvaluateArgs) -> Result<()> {
     let (meta, mut net) = load_model(&args.model)?;
-    let spec = args.data.clone().unwrap_or_else(|| meta.data.spec.clone());
-    let data = load(
-        &spec,
-        &LoadOptions {
-            target: args
-                .target
-                .clone()
-                .or_else(|| match &meta.data.preprocessing {
-                    Preprocessing::Table { target, .. } => Some(target.clone()),
-                    Preprocessing::Image { .. } => None,
-                }),
-            ..LoadOptions::default()
-        },
-    )?;
-    if data.test.shape != meta.input_shape {
-        return Err(BadInput(format!(
-            "data '{spec}' has examples of shape {:?} but the model in {} expects {:?}",
-            data.test.shape,
-            args.model.display(),
-            meta.input_shape
-        ))
-        .into());
-    }
-    if data.test.num_classes > meta.num_classes {
-        return Err(BadInput(format!(
-            "data '{spec}' has {} classes but the model predicts {}",
-            data.test.num_classes, meta.num_classes
-        ))
-        .into());
-    }
-    let (loss, accuracy) = evaluate(&mut net, &data.test);
-    let report = EvaluateReport {
-        data: spec,
-        examples: data.test.len(),
-        test_accuracy: accuracy,
-        test_loss: loss,
+    let training: Option<TrainConfig> = serde_json::from_value(meta.training.clone()).ok();
+    let opts = LoadOptions {
+        target: args.target.clone(),
+        ..training
+            .as_ref()
+            .map(TrainConfig::load_options)
+            .unwrap_or_default()
     };
-    eprintln!(
-        "{}: {} test examples, accuracy {:.2}%, loss {:.4}",
-        report.data,
-        report.examples,
+    // A file the user names, or the test file the model was trained with, is scored whole; the
+    // model's own training source is split again as in training and its test part scored.
+    let given = args
+        .data
+        .clone()
+        .or_else(|| training.as_ref().and_then(|t| t.test_data.clone()));
+    let (spec, data, encoding) = match given {
+        Some(spec) => {
+            let held = load_held_out(&spec, &meta.data, &opts)?;
+            (spec, held.data, held.report)
+        }
+        None => {
+            let spec = meta.data.spec.clone();
+            let own = LoadOptions {
+                target: opts.target.clone().or_else(|| meta.data.target_column()),
+                ..opts
+            };
+            let test = load(&spec, &own)?.test;
+            let report = EncodingReport {
+                examples: test.len(),
+                ..EncodingReport::default()
+            };
+            (spec, test, report)
+        }
+    };
+    let (loss, accuracy) = evaluate(&mut net, &data);
+    let unseen: usize = encoding.unseen_categories.values().sum();
+    let mut line = format!(
+        "{spec}: {} examples scored, accuracy {:.2}%, loss {:.4}",
+        data.len(),
         accuracy * 100.0,
         loss
     );
+    if unseen > 0 {
+        let per_column: Vec<String> = encoding
+            .unseen_categories
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        line.push_str(&format!(
+            "; {unseen} value(s) unseen in training, encoded as all zeros ({})",
+            per_column.join(", ")
+        ));
+    }
+    eprintln!("{line}");
     if args.json {
-        print_json(&report);
+        print_json(&EvaluateReport {
+            data: spec,
+            examples: data.len(),
+            test_accuracy: accuracy,
+            test_loss: loss,
+            unseen_categories: encoding.unseen_categories,
+            non_finite: encoding.non_finite,
+        });
     }
     Ok(())
 }

@@ -91,17 +91,12 @@ pub fn resolve_device(
     Ok(chosen)
 }
 
-/// The data set a training config names, loaded with its CSV target, missing-value policy and seed.
+/// The data set a training config names, loaded with its options ([`TrainConfig::load_options`]).
 pub fn load_training_data(
     config: &modelsmith::train::TrainConfig,
 ) -> anyhow::Result<modelsmith::data::LoadedData> {
     Ok(modelsmith::data::load(
         &config.data,
-        &modelsmith::data::LoadOptions {
-            target: config.target.clone(),
-            missing: config.missing,
-            seed: config.seed,
-            ..modelsmith::data::LoadOptions::default()
-        },
+        &config.load_options(),
     )?)
 }

@@ -19,6 +19,13 @@ pub struct TrainArgs {
     /// Missing CSV values: impute (default) or reject.
     #[arg(long, value_parser = ["impute", "reject"])]
     missing: Option<String>,
+    /// Your own test data (a SPEC), scored whole at the end with the preprocessing fitted on
+    /// --data, which then trains on all its examples instead of holding a test part out.
+    #[arg(long, value_name = "SPEC")]
+    test_data: Option<String>,
+    /// One-hot encode CSV string columns with very many distinct values instead of refusing them.
+    #[arg(long)]
+    allow_high_cardinality: bool,
     /// seed-cnn, mlp, or a model spec file (.json or .toml).
     #[arg(long)]
     model: Option<String>,
@@ -105,6 +112,12 @@ impl TrainArgs {
         set!(device);
         if self.target.is_some() {
             c.target = self.target.clone();
+        }
+        if self.test_data.is_some() {
+            c.test_data = self.test_data.clone();
+        }
+        if self.allow_high_cardinality {
+            c.allow_high_cardinality = true;
         }
         if self.momentum.is_some() {
             c.momentum = self.momentum;

@@ -65,6 +65,10 @@ pub struct TuneArgs {
     /// Worker threads for training (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Your own test data (a SPEC) for the final model, scored whole with the preprocessing
+    /// fitted on [train] data, which then keeps all its examples ([train] test_data).
+    #[arg(long, value_name = "SPEC")]
+    test_data: Option<String>,
     /// Where trials train: cpu, cuda, cuda:N, or auto (a GPU when one is usable). With --jobs N
     /// on a GPU, N trials share it, each on its own stream.
     #[arg(long)]
@@ -113,6 +117,9 @@ impl TuneArgs {
         }
         if let Some(d) = self.device {
             c.train.device = d;
+        }
+        if self.test_data.is_some() {
+            c.train.test_data = self.test_data.clone();
         }
         if let Some(dir) = &self.artifacts {
             // Absolute, so that workers started elsewhere find the same (shared) directory.

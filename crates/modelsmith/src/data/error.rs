@@ -115,6 +115,43 @@ pub enum DataError {
         columns: String,
     },
 
+    /// A CSV header names a column twice (columns are matched by name).
+    #[error("{path}: the header names column `{column}` twice (columns {first} and {second}); columns are matched by name, so rename one")]
+    CsvDuplicateColumn {
+        path: String,
+        column: String,
+        first: usize,
+        second: usize,
+    },
+
+    /// A number that is not finite, under [`MissingPolicy::Reject`](super::MissingPolicy).
+    #[error("{path}:{line}: column `{column}` holds `{value}`, which is not a finite number; fix it, or use the impute policy to treat it as missing")]
+    CsvNonFinite {
+        path: String,
+        line: u64,
+        column: String,
+        value: String,
+    },
+
+    /// A string column with about as many distinct values as rows (free text, identifiers).
+    #[error("{path}: column `{column}` has {distinct} distinct values in {rows} rows: free text or an identifier, which one-hot encoding cannot learn from; drop the column, or pass --allow-high-cardinality to encode it anyway")]
+    CsvHighCardinality {
+        path: String,
+        column: String,
+        distinct: usize,
+        rows: usize,
+    },
+
+    /// A held-out file's target holds a class the model was not trained on.
+    #[error("{path}:{line}: target column `{column}` holds `{value}`, which is not one of the model's classes ({classes}); the model cannot be scored on it")]
+    CsvUnseenClass {
+        path: String,
+        line: u64,
+        column: String,
+        value: String,
+        classes: String,
+    },
+
     /// A value is missing and the policy is [`MissingPolicy::Reject`](super::MissingPolicy).
     #[error(
         "{path}:{line}: column `{column}` is missing a value; fill it in or use the impute policy"

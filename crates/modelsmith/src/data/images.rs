@@ -106,6 +106,43 @@ pub(crate) fn load_folder(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Data
     Ok((train, test, class_names, preprocessing))
 }
 
+/// A user's own image folder scored with a trained model's preprocessing: `DIR/test` if there is
+/// one, else `DIR`, one subfolder per class; every folder must be one of the model's classes.
+pub(crate) fn held_out_folder(
+    dir: &Path,
+    preprocessing: &Preprocessing,
+    class_names: &[String],
+) -> Result<Dataset, DataError> {
+    if !matches!(preprocessing, Preprocessing::Image { .. }) {
+        return Err(DataError::Incompatible {
+            message: format!(
+                "{}: the model was trained on a table, not images; give it a CSV file",
+                dir.display()
+            ),
+        });
+    }
+    if !dir.is_dir() {
+        return Err(DataError::io(dir, "not a directory"));
+    }
+    let test_dir = dir.join("test");
+    let dir = if test_dir.is_dir() {
+        test_dir
+    } else {
+        dir.to_path_buf()
+    };
+    let (_, files) = scan_classes(&dir, Some(class_names))?;
+    let inputs: Vec<Vec<f32>> = files
+        .par_iter()
+        .map(|(p, _)| decode_image(p).map(|img| preprocessing.image_to_input(&img)))
+        .collect::<Result<_, _>>()?;
+    Ok(Dataset {
+        x: inputs.concat(),
+        y: files.iter().map(|f| f.1).collect(),
+        shape: preprocessing.input_shape(),
+        num_classes: class_names.len(),
+    })
+}
+
 fn is_image_file(p: &Path) -> bool {
     let hidden = p
         .file_name()

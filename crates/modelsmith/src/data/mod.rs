@@ -57,6 +57,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// An in-memory, preprocessed data set, ready to train on.
@@ -233,6 +234,16 @@ pub struct DataInfo {
     pub preprocessing: Preprocessing,
 }
 
+impl DataInfo {
+    /// The target column of a table's data (`None` for images).
+    pub fn target_column(&self) -> Option<String> {
+        match &self.preprocessing {
+            Preprocessing::Table { target, .. } => Some(target.clone()),
+            Preprocessing::Image { .. } => None,
+        }
+    }
+}
+
 /// What to do with missing values in a CSV.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -257,6 +268,11 @@ pub struct LoadOptions {
     pub missing: MissingPolicy,
     /// Where `fashion-mnist` is looked for. Default `/usr/share/datasets/fashion-mnist`.
     pub fashion_mnist_dir: PathBuf,
+    /// One-hot encode string columns with very many distinct values instead of refusing them.
+    pub allow_high_cardinality: bool,
+    /// A user's own test data (a SPEC): scored whole with the preprocessing fitted on the main
+    /// source, which then keeps every example for training instead of carving a test part out.
+    pub test_data: Option<String>,
 }
 
 /// Where the Debian package `dataset-fashion-mnist` installs its files.
@@ -270,6 +286,8 @@ impl Default for LoadOptions {
             seed: 0,
             missing: MissingPolicy::Impute,
             fashion_mnist_dir: PathBuf::from(FASHION_MNIST_DIR),
+            allow_high_cardinality: false,
+            test_data: None,
         }
     }
 }
@@ -288,8 +306,114 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
-/// Loads the data set named by `spec` (see the module docs for the forms).
+/// What encoding a user's file with a model's preprocessing met: how many examples, and per
+/// column how many values the training never saw (categories outside the vocabulary, text in a
+/// numeric column) and how many non-finite numbers were read as missing.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct EncodingReport {
+    pub examples: usize,
+    pub unseen_categories: BTreeMap<String, usize>,
+    pub non_finite: BTreeMap<String, usize>,
+}
+
+/// A user's held-out data, encoded with a trained model's preprocessing.
+#[derive(Clone, Debug)]
+pub struct HeldOut {
+    /// Every example of the source (a data set with its own test part: that part).
+    pub data: Dataset,
+    pub report: EncodingReport,
+}
+
+/// Loads data to score a trained model on, with the model's saved preprocessing and classes
+/// (`info`), never refitting anything: `csv:FILE` whole (columns by header name, categories by
+/// the training vocabulary, target by the training classes; `opts.target` overrides the
+/// trained target's name), `images:DIR` whole (or its `test/` part), and the test part of
+/// `digits`, `fashion-mnist` and `idx:DIR`.
+pub fn load_held_out(
+    spec: &str,
+    info: &DataInfo,
+    opts: &LoadOptions,
+) -> Result<HeldOut, DataError> {
+    let spec_trimmed = spec.trim();
+    let (data, report) = if let Some(file) = spec_trimmed.strip_prefix("csv:") {
+        table::held_out_csv(
+            std::path::Path::new(file),
+            &info.preprocessing,
+            &info.class_names,
+            opts.target.as_deref(),
+        )?
+    } else if let Some(dir) = spec_trimmed.strip_prefix("images:") {
+        let data = images::held_out_folder(
+            std::path::Path::new(dir),
+            &info.preprocessing,
+            &info.class_names,
+        )?;
+        let report = EncodingReport {
+            examples: data.len(),
+            ..EncodingReport::default()
+        };
+        (data, report)
+    } else {
+        let own_split = LoadOptions {
+            test_data: None,
+            ..opts.clone()
+        };
+        let loaded = load(spec, &own_split)?;
+        let expected = info.preprocessing.input_shape();
+        if loaded.test.shape != expected {
+            return Err(DataError::Incompatible {
+                message: format!(
+                    "data '{spec}' has examples of shape {:?} but the model expects {expected:?}",
+                    loaded.test.shape
+                ),
+            });
+        }
+        if loaded.test.num_classes > info.class_names.len() {
+            return Err(DataError::Incompatible {
+                message: format!(
+                    "data '{spec}' has {} classes but the model predicts {}",
+                    loaded.test.num_classes,
+                    info.class_names.len()
+                ),
+            });
+        }
+        let mut data = loaded.test;
+        data.num_classes = info.class_names.len();
+        let report = EncodingReport {
+            examples: data.len(),
+            ..EncodingReport::default()
+        };
+        (data, report)
+    };
+    if data.is_empty() {
+        return Err(DataError::Empty {
+            path: spec.to_string(),
+            message: "no examples to score".to_string(),
+        });
+    }
+    Ok(HeldOut { data, report })
+}
+
+/// Loads the data set named by `spec` (see the module docs for the forms). With
+/// [`LoadOptions::test_data`], the test set is that source, read by [`load_held_out`] with the
+/// preprocessing fitted here, and `spec` is not split.
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> {
+    if let Some(test_spec) = &opts.test_data {
+        let whole = LoadOptions {
+            test_fraction: 0.0,
+            test_data: None,
+            ..opts.clone()
+        };
+        let mut loaded = load_source(spec, &whole)?;
+        if !loaded.test.is_empty() {
+            // A source with its own test part: that part trains too.
+            loaded.train = loaded.train.concat(&loaded.test)?;
+        }
+        let held = load_held_out(test_spec, &loaded.info, opts)?;
+        loaded.train.num_classes = loaded.train.num_classes.max(held.data.num_classes);
+        loaded.test = held.data;
+        return Ok(loaded);
+    }
     let spec_trimmed = spec.trim();
     let needs_split = spec_trimmed.starts_with("csv:") || spec_trimmed.starts_with("images:");
     if needs_split && !(opts.test_fraction > 0.0 && opts.test_fraction < 1.0) {
@@ -300,6 +424,12 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> {
             ),
         });
     }
+    load_source(spec, opts)
+}
+
+/// Loads and splits (when the source has no test part of its own) one source.
+fn load_source(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> {
+    let spec_trimmed = spec.trim();
     let (train, test, class_names, preprocessing) = if spec_trimmed == "digits" {
         let (train, test) = idx::load_digits()?;
         let names = (0..train.num_classes).map(|i| i.to_string()).collect();

@@ -7,7 +7,6 @@ use super::DataError;
 use image::imageops::FilterType;
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Everything needed to turn a raw input into the model's input vector.
@@ -63,19 +62,30 @@ impl ColumnKind {
         }
     }
 
-    /// Appends this column's inputs for one raw field (`None` = missing) to `out`.
-    pub(crate) fn encode(&self, field: Option<&str>, out: &mut Vec<f32>) {
+    /// Appends this column's inputs for one raw field (`None` = missing) to `out`. Returns
+    /// false for a value unlike any the training saw: a category outside the vocabulary (all
+    /// zeros) or text in a numeric column (imputed). A non-finite number is a missing value.
+    pub(crate) fn encode(&self, field: Option<&str>, out: &mut Vec<f32>) -> bool {
         match self {
             ColumnKind::Numeric { mean, std, impute } => {
-                let v = field.and_then(parse_number).unwrap_or(*impute);
+                let parsed = field.map(|f| f.trim().parse::<f64>());
+                let v = match parsed {
+                    Some(Ok(v)) if v.is_finite() => v,
+                    _ => *impute,
+                };
                 out.push(((v - mean) / std) as f32);
+                !matches!(parsed, Some(Err(_)))
             }
             ColumnKind::Categorical { vocabulary, impute } => {
                 let v = field.unwrap_or(impute);
                 let start = out.len();
                 out.resize(start + vocabulary.len(), 0.0);
-                if let Ok(k) = vocabulary.binary_search_by(|s| s.as_str().cmp(v)) {
-                    out[start + k] = 1.0;
+                match vocabulary.binary_search_by(|s| s.as_str().cmp(v)) {
+                    Ok(k) => {
+                        out[start + k] = 1.0;
+                        true
+                    }
+                    Err(_) => false,
                 }
             }
         }
@@ -99,6 +109,57 @@ pub(crate) fn parse_number(field: &str) -> Option<f64> {
 }
 
 impl Preprocessing {
+    /// Checks a preprocessing read from a file: image sides and channels a model can take, a
+    /// finite scale, finite column statistics and sorted vocabularies (one-hot lookups rely on
+    /// the order).
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Preprocessing::Image {
+                height,
+                width,
+                channels,
+                scale,
+            } => {
+                if *height == 0 || *width == 0 || !matches!(channels, 1 | 3) {
+                    return Err(format!(
+                        "the image preprocessing is {height}x{width} with {channels} channels; sides must be at least 1 and channels 1 or 3"
+                    ));
+                }
+                if !scale.is_finite() {
+                    return Err(format!("the image scale is {scale}; it must be finite"));
+                }
+            }
+            Preprocessing::Table { columns, .. } => {
+                if columns.is_empty() {
+                    return Err("the table preprocessing has no columns".to_string());
+                }
+                for c in columns {
+                    match &c.kind {
+                        ColumnKind::Numeric { mean, std, impute } => {
+                            if !(mean.is_finite() && impute.is_finite() && std.is_finite())
+                                || *std <= 0.0
+                            {
+                                return Err(format!(
+                                    "column `{}` has mean {mean}, std {std}, impute {impute}; each must be finite and std > 0",
+                                    c.name
+                                ));
+                            }
+                        }
+                        ColumnKind::Categorical { vocabulary, .. } => {
+                            if !vocabulary.windows(2).all(|w| w[0] < w[1]) {
+                                return Err(format!(
+                                    "column `{}`'s vocabulary is not sorted and distinct",
+                                    c.name
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Shape of one model input: `[h, w, c]` for images, `[features]` for tables.
     pub fn input_shape(&self) -> Vec<usize> {
         match self {
@@ -183,52 +244,7 @@ impl Preprocessing {
                 ),
             });
         };
-        let shown = path.display().to_string();
-        let mut reader = csv_reader(path)?;
-        let header = read_header(&mut reader, &shown)?;
-        let index: HashMap<&str, usize> = header
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h.as_str(), i))
-            .collect();
-        let positions = columns
-            .iter()
-            .map(|c| {
-                index
-                    .get(c.name.as_str())
-                    .copied()
-                    .ok_or_else(|| DataError::CsvMissingColumn {
-                        path: shown.clone(),
-                        column: c.name.clone(),
-                        columns: columns
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut rows = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(|e| csv_error(&shown, e))?;
-            let line = record.position().map_or(0, |p| p.line());
-            if record.len() != header.len() {
-                return Err(DataError::CsvRagged {
-                    path: shown.clone(),
-                    line,
-                    expected: header.len(),
-                    found: record.len(),
-                });
-            }
-            let mut input = Vec::new();
-            for (col, &pos) in columns.iter().zip(&positions) {
-                let field = &record[pos];
-                let field = if is_missing(field) { None } else { Some(field) };
-                col.kind.encode(field, &mut input);
-            }
-            rows.push(input);
-        }
-        Ok(rows)
+        super::table::prediction_rows(path, columns)
     }
 }
 

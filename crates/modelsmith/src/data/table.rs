@@ -1,214 +1,475 @@
 //! `csv:FILE`: a CSV table with a header and a target column (see the module docs of `data`
 //! for the decisions: column typing, standardization, one-hot, missing values, class order).
+//!
+//! One encoding path serves training and scoring: [`load_csv`] fits the column transforms on the
+//! train rows, and both it and [`held_out_csv`] (a user's own file, scored with a saved model's
+//! preprocessing) turn rows into inputs through [`encode_rows`] and labels through
+//! [`decode_labels`]. Columns are found by header name, so a held-out file may order them
+//! differently or carry extra ones.
 
 use super::preprocess::{csv_error, csv_reader, is_missing, parse_number, read_header};
 use super::{
-    split_indices, ColumnKind, ColumnTransform, DataError, Dataset, LoadOptions, MissingPolicy,
-    Preprocessing,
+    split_indices, ColumnKind, ColumnTransform, DataError, Dataset, EncodingReport, LoadOptions,
+    MissingPolicy, Preprocessing,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 type Loaded = (Dataset, Dataset, Vec<String>, Preprocessing);
 
-pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataError> {
-    let shown = path.display().to_string();
-    let mut reader = csv_reader(path)?;
-    let header = read_header(&mut reader, &shown)?;
-    let listed = || header.join(", ");
-    let target = opts
-        .target
-        .as_deref()
-        .ok_or_else(|| DataError::CsvNoTarget {
-            path: shown.clone(),
-            columns: listed(),
-        })?;
-    let target_col =
-        header
+/// A string column is refused (unless allowed) when it has more distinct values than this
+/// share of the rows, and more than [`HIGH_CARDINALITY_MIN`]: such a column is free text or an
+/// identifier, and one input per distinct value learns nothing from it.
+const HIGH_CARDINALITY_SHARE: f64 = 0.5;
+const HIGH_CARDINALITY_MIN: usize = 20;
+
+/// A CSV file read whole: its header and its data rows, each with its line number.
+pub(crate) struct Table {
+    pub path: String,
+    pub header: Vec<String>,
+    pub rows: Vec<csv::StringRecord>,
+    pub lines: Vec<u64>,
+}
+
+impl Table {
+    /// Reads every row; refuses an empty file, a header naming a column twice and ragged rows.
+    /// Blank lines are skipped.
+    pub fn read(path: &Path) -> Result<Table, DataError> {
+        let shown = path.display().to_string();
+        let mut reader = csv_reader(path)?;
+        let header = read_header(&mut reader, &shown)?;
+        let mut seen = HashMap::new();
+        for (i, name) in header.iter().enumerate() {
+            if let Some(first) = seen.insert(name.as_str(), i) {
+                return Err(DataError::CsvDuplicateColumn {
+                    path: shown,
+                    column: name.clone(),
+                    first: first + 1,
+                    second: i + 1,
+                });
+            }
+        }
+        let mut lines = Vec::new();
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| csv_error(&shown, e))?;
+            let line = record.position().map_or(0, |p| p.line());
+            if record.len() == 1 && record[0].is_empty() && header.len() > 1 {
+                continue; // a blank line
+            }
+            if record.len() != header.len() {
+                return Err(DataError::CsvRagged {
+                    path: shown,
+                    line,
+                    expected: header.len(),
+                    found: record.len(),
+                });
+            }
+            lines.push(line);
+            rows.push(record);
+        }
+        if rows.is_empty() {
+            return Err(DataError::Empty {
+                path: shown,
+                message: "the CSV has a header but no rows; add data rows".to_string(),
+            });
+        }
+        Ok(Table {
+            path: shown,
+            header,
+            rows,
+            lines,
+        })
+    }
+
+    fn listed(&self) -> String {
+        self.header.join(", ")
+    }
+
+    /// The index of the target column `target`.
+    fn target_column(&self, target: &str) -> Result<usize, DataError> {
+        self.header
             .iter()
             .position(|h| h == target)
             .ok_or_else(|| DataError::CsvUnknownTarget {
-                path: shown.clone(),
+                path: self.path.clone(),
                 target: target.to_string(),
-                columns: listed(),
-            })?;
-
-    // Read every row; reject ragged ones.
-    let mut lines: Vec<u64> = Vec::new();
-    let mut rows: Vec<csv::StringRecord> = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| csv_error(&shown, e))?;
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record[0].is_empty() && header.len() > 1 {
-            continue; // a blank line
-        }
-        if record.len() != header.len() {
-            return Err(DataError::CsvRagged {
-                path: shown,
-                line,
-                expected: header.len(),
-                found: record.len(),
-            });
-        }
-        lines.push(line);
-        rows.push(record);
-    }
-    if rows.is_empty() {
-        return Err(DataError::Empty {
-            path: shown,
-            message: "the CSV has a header but no rows; add data rows".to_string(),
-        });
-    }
-    let features: Vec<usize> = (0..header.len()).filter(|&c| c != target_col).collect();
-    if features.is_empty() {
-        return Err(DataError::Empty {
-            path: shown,
-            message: format!("the only column is the target `{target}`; add feature columns"),
-        });
+                columns: self.listed(),
+            })
     }
 
-    // Labels: class names sorted numerically if all are numbers, else as strings.
-    for (row, &line) in rows.iter().zip(&lines) {
-        if is_missing(&row[target_col]) {
-            return Err(DataError::CsvMissingTarget {
-                path: shown,
-                line,
-                column: target.to_string(),
-            });
-        }
-    }
-    let mut class_names: Vec<String> = rows.iter().map(|r| r[target_col].to_string()).collect();
-    class_names.sort();
-    class_names.dedup();
-    let numbers: Option<Vec<f64>> = class_names.iter().map(|s| parse_number(s)).collect();
-    if let Some(numbers) = &numbers {
-        // A numeric target with fractions is a regression target, not classes.
-        if let Some((value, _)) = class_names
+    /// Each transform's column index, matched by header name.
+    fn positions(&self, columns: &[ColumnTransform]) -> Result<Vec<usize>, DataError> {
+        columns
             .iter()
-            .zip(numbers)
-            .find(|(_, v)| v.fract() != 0.0)
-        {
-            let line = rows
-                .iter()
-                .zip(&lines)
-                .find(|(r, _)| &r[target_col] == value.as_str())
-                .map_or(0, |(_, &l)| l);
-            return Err(DataError::CsvContinuousTarget {
-                path: shown,
-                line,
-                column: target.to_string(),
-                value: value.clone(),
-            });
+            .map(|c| {
+                self.header
+                    .iter()
+                    .position(|h| *h == c.name)
+                    .ok_or_else(|| DataError::CsvMissingColumn {
+                        path: self.path.clone(),
+                        column: c.name.clone(),
+                        columns: columns
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            })
+            .collect()
+    }
+
+    /// Refuses a row without a target value (labels are never imputed).
+    fn check_targets_present(&self, target_col: usize) -> Result<(), DataError> {
+        for (row, &line) in self.rows.iter().zip(&self.lines) {
+            if is_missing(&row[target_col]) {
+                return Err(DataError::CsvMissingTarget {
+                    path: self.path.clone(),
+                    line,
+                    column: self.header[target_col].clone(),
+                });
+            }
         }
+        Ok(())
     }
-    if let Some(numbers) = numbers {
-        let mut paired: Vec<(f64, String)> = numbers.into_iter().zip(class_names).collect();
-        paired.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        class_names = paired.into_iter().map(|p| p.1).collect();
+
+    /// Counts, per feature column, fields that are numbers but not finite (`inf`, `1e400`):
+    /// they are missing values, imputed, or refused under [`MissingPolicy::Reject`] like any
+    /// other missing value.
+    fn non_finite(
+        &self,
+        features: &[usize],
+        policy: MissingPolicy,
+    ) -> Result<BTreeMap<String, usize>, DataError> {
+        let mut counts = BTreeMap::new();
+        for (row, &line) in self.rows.iter().zip(&self.lines) {
+            for &c in features {
+                let field = &row[c];
+                if is_missing(field) || !is_non_finite_number(field) {
+                    continue;
+                }
+                if policy == MissingPolicy::Reject {
+                    return Err(DataError::CsvNonFinite {
+                        path: self.path.clone(),
+                        line,
+                        column: self.header[c].clone(),
+                        value: field.to_string(),
+                    });
+                }
+                *counts.entry(self.header[c].clone()).or_default() += 1;
+            }
+        }
+        Ok(counts)
     }
-    let class_index: HashMap<&str, u32> = class_names
+}
+
+/// A field that parses as a number that is not finite: missing, not a category.
+fn is_non_finite_number(field: &str) -> bool {
+    field.trim().parse::<f64>().is_ok_and(|v| !v.is_finite())
+}
+
+/// Class names of a training table: the distinct target values, sorted numerically if all are
+/// numbers, else as strings. A fractional number means a regression target: refused.
+fn class_names_of(table: &Table, target_col: usize) -> Result<Vec<String>, DataError> {
+    let mut names: Vec<String> = table
+        .rows
+        .iter()
+        .map(|r| r[target_col].to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    let numbers: Option<Vec<f64>> = names.iter().map(|s| parse_number(s)).collect();
+    let Some(numbers) = numbers else {
+        return Ok(names);
+    };
+    if let Some((value, _)) = names.iter().zip(&numbers).find(|(_, v)| v.fract() != 0.0) {
+        let line = table
+            .rows
+            .iter()
+            .zip(&table.lines)
+            .find(|(r, _)| &r[target_col] == value.as_str())
+            .map_or(0, |(_, &l)| l);
+        return Err(DataError::CsvContinuousTarget {
+            path: table.path.clone(),
+            line,
+            column: table.header[target_col].clone(),
+            value: value.clone(),
+        });
+    }
+    let mut paired: Vec<(f64, String)> = numbers.into_iter().zip(names).collect();
+    paired.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    Ok(paired.into_iter().map(|p| p.1).collect())
+}
+
+/// Each row's class index by `class_names`; a value that is not a class is an error naming it
+/// and its line.
+pub(crate) fn decode_labels(
+    table: &Table,
+    target_col: usize,
+    class_names: &[String],
+) -> Result<Vec<u32>, DataError> {
+    let index: HashMap<&str, u32> = class_names
         .iter()
         .enumerate()
         .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
-    let labels: Vec<u32> = rows.iter().map(|r| class_index[&r[target_col]]).collect();
+    table
+        .rows
+        .iter()
+        .zip(&table.lines)
+        .map(|(row, &line)| {
+            let value = &row[target_col];
+            index
+                .get(value)
+                .copied()
+                .ok_or_else(|| DataError::CsvUnseenClass {
+                    path: table.path.clone(),
+                    line,
+                    column: table.header[target_col].clone(),
+                    value: value.to_string(),
+                    classes: class_names.join(", "),
+                })
+        })
+        .collect()
+}
+
+/// The model inputs of rows `indices`, column by column through `columns` (found at
+/// `positions`). Counts, per column, categories outside the training vocabulary (encoded as
+/// all zeros).
+pub(crate) fn encode_rows(
+    table: &Table,
+    columns: &[ColumnTransform],
+    positions: &[usize],
+    indices: &[usize],
+    unseen: &mut BTreeMap<String, usize>,
+) -> Vec<f32> {
+    let width: usize = columns.iter().map(|c| c.kind.width()).sum();
+    let mut x = Vec::with_capacity(indices.len() * width);
+    let mut unseen_by_column = vec![0usize; columns.len()];
+    for &i in indices {
+        for (k, (col, &c)) in columns.iter().zip(positions).enumerate() {
+            let field = &table.rows[i][c];
+            if !col
+                .kind
+                .encode((!is_missing(field)).then_some(field), &mut x)
+            {
+                unseen_by_column[k] += 1;
+            }
+        }
+    }
+    for (col, n) in columns.iter().zip(unseen_by_column) {
+        if n > 0 {
+            *unseen.entry(col.name.clone()).or_default() += n;
+        }
+    }
+    x
+}
+
+/// Fits one feature column on the train rows: categorical if any value is text, else numeric
+/// (standardized with the train mean and std).
+fn fit_column(
+    table: &Table,
+    c: usize,
+    train_idx: &[usize],
+    opts: &LoadOptions,
+) -> Result<ColumnTransform, DataError> {
+    let present = |i: usize| {
+        let f = &table.rows[i][c];
+        (!is_missing(f) && !is_non_finite_number(f)).then_some(f)
+    };
+    let all: Vec<usize> = (0..table.rows.len()).collect();
+    let categorical = all
+        .iter()
+        .filter_map(|&i| present(i))
+        .any(|f| f.trim().parse::<f64>().is_err());
+    let name = table.header[c].clone();
+    let kind = if categorical {
+        let distinct = {
+            let mut values: Vec<&str> = all.iter().filter_map(|&i| present(i)).collect();
+            values.sort_unstable();
+            values.dedup();
+            values.len()
+        };
+        let rows = table.rows.len();
+        if !opts.allow_high_cardinality
+            && distinct > HIGH_CARDINALITY_MIN
+            && distinct as f64 > HIGH_CARDINALITY_SHARE * rows as f64
+        {
+            return Err(DataError::CsvHighCardinality {
+                path: table.path.clone(),
+                column: name,
+                distinct,
+                rows,
+            });
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in train_idx.iter().filter_map(|&i| present(i)) {
+            *counts.entry(f).or_default() += 1;
+        }
+        // Most frequent; ties go to the first in sorted order.
+        let mut impute = "";
+        let mut best = 0;
+        for (&v, &n) in &counts {
+            if n > best {
+                best = n;
+                impute = v;
+            }
+        }
+        ColumnKind::Categorical {
+            vocabulary: counts.keys().map(|s| s.to_string()).collect(),
+            impute: impute.to_string(),
+        }
+    } else {
+        let values: Vec<f64> = train_idx
+            .iter()
+            .filter_map(|&i| present(i).and_then(parse_number))
+            .collect();
+        let (mean, std) = if values.is_empty() {
+            (0.0, 1.0)
+        } else {
+            let n = values.len() as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+            let std = var.sqrt();
+            (mean, if std > 1e-12 { std } else { 1.0 })
+        };
+        ColumnKind::Numeric {
+            mean,
+            std,
+            impute: mean,
+        }
+    };
+    Ok(ColumnTransform { name, kind })
+}
+
+/// Tells once per column how many non-finite numbers were read as missing values.
+fn warn_non_finite(path: &str, counts: &BTreeMap<String, usize>) {
+    for (column, n) in counts {
+        tracing::warn!(
+            "{path}: column `{column}` has {n} non-finite number(s) (inf or out of range); treated as missing values and imputed"
+        );
+    }
+}
+
+/// A training table: fits the preprocessing on the train rows and encodes both parts.
+pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataError> {
+    let table = Table::read(path)?;
+    let target = opts
+        .target
+        .as_deref()
+        .ok_or_else(|| DataError::CsvNoTarget {
+            path: table.path.clone(),
+            columns: table.listed(),
+        })?;
+    let target_col = table.target_column(target)?;
+    let features: Vec<usize> = (0..table.header.len())
+        .filter(|&c| c != target_col)
+        .collect();
+    if features.is_empty() {
+        return Err(DataError::Empty {
+            path: table.path,
+            message: format!("the only column is the target `{target}`; add feature columns"),
+        });
+    }
+    table.check_targets_present(target_col)?;
+    let class_names = class_names_of(&table, target_col)?;
+    let labels = decode_labels(&table, target_col, &class_names)?;
     if class_names.len() < 2 {
-        tracing::warn!(file = %shown, "target column `{target}` has a single class");
+        tracing::warn!(file = %table.path, "target column `{target}` has a single class");
     }
 
     // Missing values under the reject policy: the first one, in file order.
     if opts.missing == MissingPolicy::Reject {
-        for (row, &line) in rows.iter().zip(&lines) {
+        for (row, &line) in table.rows.iter().zip(&table.lines) {
             if let Some(&c) = features.iter().find(|&&c| is_missing(&row[c])) {
                 return Err(DataError::CsvMissingValue {
-                    path: shown,
+                    path: table.path.clone(),
                     line,
-                    column: header[c].clone(),
+                    column: table.header[c].clone(),
                 });
             }
         }
     }
+    warn_non_finite(&table.path, &table.non_finite(&features, opts.missing)?);
 
     let (train_idx, test_idx) = split_indices(&labels, opts.test_fraction, opts.seed);
-
-    // Fit each column on the train rows only.
-    let columns: Vec<ColumnTransform> = features
+    let columns = features
         .iter()
-        .map(|&c| {
-            let field = |i: usize| {
-                let f = &rows[i][c];
-                (!is_missing(f)).then_some(f)
-            };
-            let categorical = rows
-                .iter()
-                .any(|r| !is_missing(&r[c]) && parse_number(&r[c]).is_none());
-            let kind = if categorical {
-                let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-                for f in train_idx.iter().filter_map(|&i| field(i)) {
-                    *counts.entry(f).or_default() += 1;
-                }
-                // Most frequent; ties go to the first in sorted order.
-                let mut impute = "";
-                let mut best = 0;
-                for (&v, &n) in &counts {
-                    if n > best {
-                        best = n;
-                        impute = v;
-                    }
-                }
-                ColumnKind::Categorical {
-                    vocabulary: counts.keys().map(|s| s.to_string()).collect(),
-                    impute: impute.to_string(),
-                }
-            } else {
-                let values: Vec<f64> = train_idx
-                    .iter()
-                    .filter_map(|&i| field(i).and_then(parse_number))
-                    .collect();
-                let (mean, std) = if values.is_empty() {
-                    (0.0, 1.0)
-                } else {
-                    let n = values.len() as f64;
-                    let mean = values.iter().sum::<f64>() / n;
-                    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-                    let std = var.sqrt();
-                    (mean, if std > 1e-12 { std } else { 1.0 })
-                };
-                ColumnKind::Numeric {
-                    mean,
-                    std,
-                    impute: mean,
-                }
-            };
-            ColumnTransform {
-                name: header[c].clone(),
-                kind,
-            }
-        })
-        .collect();
-
+        .map(|&c| fit_column(&table, c, &train_idx, opts))
+        .collect::<Result<Vec<_>, _>>()?;
     let width: usize = columns.iter().map(|c| c.kind.width()).sum();
-    let encode = |indices: &[usize]| {
-        let mut x = Vec::with_capacity(indices.len() * width);
-        for &i in indices {
-            for (col, &c) in columns.iter().zip(&features) {
-                let f = &rows[i][c];
-                col.kind
-                    .encode((!is_missing(f)).then_some(f.as_ref()), &mut x);
-            }
-        }
-        Dataset {
-            x,
-            y: indices.iter().map(|&i| labels[i]).collect(),
-            shape: vec![width],
-            num_classes: class_names.len(),
-        }
+    let mut unseen = BTreeMap::new();
+    let part = |indices: &[usize], unseen: &mut BTreeMap<String, usize>| Dataset {
+        x: encode_rows(&table, &columns, &features, indices, unseen),
+        y: indices.iter().map(|&i| labels[i]).collect(),
+        shape: vec![width],
+        num_classes: class_names.len(),
     };
-    let train = encode(&train_idx);
-    let test = encode(&test_idx);
+    let train = part(&train_idx, &mut unseen);
+    let test = part(&test_idx, &mut unseen);
     let preprocessing = Preprocessing::Table {
         target: target.to_string(),
         columns,
     };
     Ok((train, test, class_names, preprocessing))
+}
+
+/// A user's own table scored whole with a trained model's preprocessing: features by header
+/// name, targets decoded by the training classes.
+pub(crate) fn held_out_csv(
+    path: &Path,
+    preprocessing: &Preprocessing,
+    class_names: &[String],
+    target: Option<&str>,
+) -> Result<(Dataset, EncodingReport), DataError> {
+    let Preprocessing::Table {
+        target: trained_target,
+        columns,
+    } = preprocessing
+    else {
+        return Err(DataError::Incompatible {
+            message: format!(
+                "{}: the model was trained on images, not a table; give it images",
+                path.display()
+            ),
+        });
+    };
+    let table = Table::read(path)?;
+    let target = target.unwrap_or(trained_target);
+    let target_col = table.target_column(target)?;
+    let positions = table.positions(columns)?;
+    table.check_targets_present(target_col)?;
+    let labels = decode_labels(&table, target_col, class_names)?;
+    let non_finite = table.non_finite(&positions, MissingPolicy::Impute)?;
+    warn_non_finite(&table.path, &non_finite);
+    let all: Vec<usize> = (0..table.rows.len()).collect();
+    let mut unseen_categories = BTreeMap::new();
+    let x = encode_rows(&table, columns, &positions, &all, &mut unseen_categories);
+    let data = Dataset {
+        x,
+        y: labels,
+        shape: preprocessing.input_shape(),
+        num_classes: class_names.len(),
+    };
+    let report = EncodingReport {
+        examples: data.len(),
+        unseen_categories,
+        non_finite,
+    };
+    Ok((data, report))
+}
+
+/// Rows of a table for prediction: features by header name, extra columns (the target among
+/// them) ignored, missing values imputed.
+pub(crate) fn prediction_rows(
+    path: &Path,
+    columns: &[ColumnTransform],
+) -> Result<Vec<Vec<f32>>, DataError> {
+    let table = Table::read(path)?;
+    let positions = table.positions(columns)?;
+    let mut unseen = BTreeMap::new();
+    let width: usize = columns.iter().map(|c| c.kind.width()).sum();
+    let all: Vec<usize> = (0..table.rows.len()).collect();
+    let x = encode_rows(&table, columns, &positions, &all, &mut unseen);
+    Ok(x.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
 }

@@ -11,7 +11,7 @@ use super::batch_schedule::BatchSchedule;
 use super::device::Device;
 use super::early_stopping::{EarlyStopping, Monitor};
 use super::schedule::LrSchedule;
-use crate::data::{Augment, MissingPolicy};
+use crate::data::{Augment, LoadOptions, MissingPolicy};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,6 +23,11 @@ pub struct TrainConfig {
     pub target: Option<String>,
     /// Missing CSV values: `impute` (train mean / most frequent value) or `reject`.
     pub missing: MissingPolicy,
+    /// A user's own test data (a SPEC), scored once at the end with the preprocessing fitted on
+    /// `data`, which then trains on all its examples instead of carving a test part out.
+    pub test_data: Option<String>,
+    /// One-hot encode CSV string columns with very many distinct values instead of refusing.
+    pub allow_high_cardinality: bool,
     /// `seed-cnn`, `mlp` or a model spec file (JSON or TOML).
     pub model: String,
     pub epochs: u32,
@@ -60,6 +65,8 @@ impl Default for TrainConfig {
             data: "digits".into(),
             target: None,
             missing: MissingPolicy::Impute,
+            test_data: None,
+            allow_high_cardinality: false,
             model: "seed-cnn".into(),
             epochs: 20,
             batch_size: 32,
@@ -85,6 +92,19 @@ impl Default for TrainConfig {
 pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop", "adagrad"];
 
 impl TrainConfig {
+    /// How to load this config's data: its CSV target, missing-value policy, seed (of the
+    /// train/test split), test data and high-cardinality choice.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            target: self.target.clone(),
+            missing: self.missing,
+            seed: self.seed,
+            allow_high_cardinality: self.allow_high_cardinality,
+            test_data: self.test_data.clone(),
+            ..LoadOptions::default()
+        }
+    }
+
     /// Reads a TOML config; unknown fields are errors (they are usually typos).
     pub fn from_toml_file(path: &Path) -> Result<TrainConfig> {
         let text = std::fs::read_to_string(path)
