@@ -17,12 +17,14 @@ mod memory;
 mod postgres;
 pub mod schema;
 mod sqlite;
+mod url;
 
 use std::collections::BTreeMap;
 
 pub use memory::MemoryStorage;
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
+pub use url::{redact_url, PostgresUrl, StorageUrl};
 
 use crate::search::{Direction, FrozenTrial, Owner, ParamRecord, TrialState};
 
@@ -192,184 +194,40 @@ pub trait Storage: Send + Sync {
 /// hold studies (for reading studies: a typo in the path or database name should not create an
 /// empty store).
 pub fn open_existing(url: &str) -> StoreResult<Box<dyn Storage>> {
-    if is_postgres_url(url) {
-        return Ok(Box::new(PostgresStorage::open_existing(url)?));
+    match StorageUrl::parse(url)? {
+        StorageUrl::Postgres(pg) => Ok(Box::new(PostgresStorage::open_existing(pg.as_str())?)),
+        StorageUrl::Sqlite(path) if !path.exists() => Err(StoreError::Open {
+            url: url.into(),
+            message: "no such file (studies are created by `modelsmith tune`)".into(),
+        }),
+        _ => open(url),
     }
-    let path = url
-        .strip_prefix("sqlite:")
-        .map(|p| p.strip_prefix("//").unwrap_or(p))
-        .or_else(|| (url.ends_with(".db") && !url.contains("://")).then_some(url));
-    if let Some(path) = path {
-        if !path.is_empty() && !std::path::Path::new(path).exists() {
-            return Err(StoreError::Open {
-                url: url.into(),
-                message: "no such file (studies are created by `modelsmith tune`)".into(),
-            });
-        }
-    }
-    open(url)
 }
 
 /// Opens a storage for reading only (dashboards, reports): a SQLite file is opened with
 /// `SQLITE_OPEN_READ_ONLY` (it must exist and hold a current Modelsmith schema), so readers
 /// never take a lock a worker waits for; other storages open as [`open_existing`] does.
 pub fn open_read_only(url: &str) -> StoreResult<Box<dyn Storage>> {
-    let sqlite_path = url
-        .strip_prefix("sqlite:")
-        .map(|p| p.strip_prefix("//").unwrap_or(p))
-        .or_else(|| (url.ends_with(".db") && !url.contains("://")).then_some(url));
-    match sqlite_path {
-        Some("") => Err(StoreError::Open {
-            url: url.into(),
-            message: "no file path after 'sqlite:'".into(),
-        }),
-        Some(path) => Ok(Box::new(SqliteStorage::open_read_only(
-            std::path::Path::new(path),
-        )?)),
-        None => open_existing(url),
+    match StorageUrl::parse(url)? {
+        StorageUrl::Sqlite(path) => Ok(Box::new(SqliteStorage::open_read_only(&path)?)),
+        _ => open_existing(url),
     }
 }
 
-/// Opens a storage from its URL: `sqlite:PATH` (or a bare path ending in `.db`), `memory:`,
-/// `postgres://user[:password]@host[:port]/db[?sslmode=require]` (also `postgresql://`).
+/// Opens a storage from its URL (see [`StorageUrl`] for the forms): `sqlite:PATH` (or a bare
+/// path ending in `.db`), `memory:`, `postgres://user[:password]@host[:port]/db[?sslmode=require]`
+/// (also `postgresql://`).
 pub fn open(url: &str) -> StoreResult<Box<dyn Storage>> {
-    if is_postgres_url(url) {
-        return Ok(Box::new(PostgresStorage::open(url)?));
-    }
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        let path = path.strip_prefix("//").unwrap_or(path);
-        if path.is_empty() {
-            return Err(StoreError::Open {
-                url: url.into(),
-                message: "no file path after 'sqlite:'".into(),
-            });
-        }
-        return Ok(Box::new(SqliteStorage::open(std::path::Path::new(path))?));
-    }
-    if url == "memory:" {
-        return Ok(Box::new(MemoryStorage::new()));
-    }
-    if url.ends_with(".db") && !url.contains("://") {
-        return Ok(Box::new(SqliteStorage::open(std::path::Path::new(url))?));
-    }
-    Err(StoreError::Open {
-        url: redact_url(url),
-        message: "unknown storage (expected sqlite:PATH, postgres://USER@HOST/DB or memory:)"
-            .into(),
+    Ok(match StorageUrl::parse(url)? {
+        StorageUrl::Postgres(pg) => Box::new(PostgresStorage::open(pg.as_str())?),
+        StorageUrl::Sqlite(path) => Box::new(SqliteStorage::open(&path)?),
+        StorageUrl::Memory => Box::new(MemoryStorage::new()),
     })
-}
-
-fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// The URL as it may be shown: a password in it (`user:PASSWORD@host`, or a `password=`
-/// query parameter) replaced by `***`. Everything that prints a storage URL uses this.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(password) = url_password(url) {
-        if !password.is_empty() {
-            out = out.replace(&password, "***");
-        }
-    }
-    // Also the raw (still percent-encoded) forms, which `url_password` decodes.
-    if let Some((_, rest)) = out.split_once("://") {
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            if let Some(colon) = rest[..at].find(':') {
-                let start = out.len() - rest.len();
-                out.replace_range(start + colon + 1..start + at, "***");
-            }
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => kv.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
-}
-
-/// The password a `postgres://` URL carries, percent-decoded (`None` when there is none).
-pub(crate) fn url_password(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("://")?;
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let from_userinfo = authority
-        .rfind('@')
-        .and_then(|at| authority[..at].split_once(':'))
-        .map(|(_, p)| percent_decode(p));
-    let from_query = rest.split_once('?').and_then(|(_, q)| {
-        q.split('&').find_map(|kv| {
-            kv.split_once('=')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("password"))
-                .map(|(_, v)| percent_decode(v))
-        })
-    });
-    from_userinfo.or(from_query).filter(|p| !p.is_empty())
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' {
-            if let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_masked_wherever_they_are() {
-        let cases = [
-            (
-                "postgres://alice:s3cret@db.example:5432/studies",
-                "postgres://alice:***@db.example:5432/studies",
-            ),
-            (
-                "postgresql://alice:p%40ss%3Aw0rd@db/x?sslmode=require",
-                "postgresql://alice:***@db/x?sslmode=require",
-            ),
-            (
-                "postgres://alice@db/x?password=hunter2&sslmode=require",
-                "postgres://alice@db/x?password=***&sslmode=require",
-            ),
-            ("postgres://db/x", "postgres://db/x"),
-            ("sqlite:studies.db", "sqlite:studies.db"),
-            // A password with '@' in it, unencoded: everything up to the last '@' is hidden.
-            ("postgres://bob:a@b@host/db", "postgres://bob:***@host/db"),
-        ];
-        for (url, shown) in cases {
-            assert_eq!(redact_url(url), shown, "{url}");
-        }
-        assert_eq!(
-            url_password("postgresql://alice:p%40ss%3Aw0rd@db/x").as_deref(),
-            Some("p@ss:w0rd")
-        );
-        assert_eq!(url_password("postgres://alice@db/x"), None);
-    }
 
     #[test]
     fn a_bad_postgres_url_is_an_open_error_without_the_password() {

@@ -306,8 +306,10 @@ struct Scrubber {
 impl Scrubber {
     fn for_url(url: &str) -> Scrubber {
         let mut s = Scrubber::default();
-        if let Some(p) = super::url_password(url) {
-            s.add(&p);
+        if let Ok(super::StorageUrl::Postgres(pg)) = super::StorageUrl::parse(url) {
+            if let Some(p) = pg.password() {
+                s.add(&p);
+            }
         }
         s
     }
@@ -318,13 +320,36 @@ impl Scrubber {
         }
     }
 
+    /// A long secret is replaced wherever it appears; a short one (a few letters are part of
+    /// many words: `p` of `postgres`) only where it stands alone between non-alphanumerics.
     fn text(&self, text: &str) -> String {
         let mut out = one_line(text);
         for secret in &self.secrets {
-            out = out.replace(secret.as_str(), "***");
+            out = if secret.chars().count() >= 4 {
+                out.replace(secret.as_str(), "***")
+            } else {
+                replace_whole(&out, secret)
+            };
         }
         out
     }
+}
+
+/// `text` with every occurrence of `word` not adjoined by a letter or digit replaced by `***`.
+fn replace_whole(text: &str, word: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + word.len()..].chars().next();
+        let alone =
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..i]);
+        out.push_str(if alone { "***" } else { word });
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1055,5 +1080,21 @@ impl Storage for PostgresStorage {
             }
         }
         Ok(failed)
+    }
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[test]
+    fn a_short_password_is_scrubbed_where_it_stands_alone_only() {
+        let scrub = Scrubber::for_url("postgres://postgres:p@localhost/db");
+        assert_eq!(
+            scrub.text("password authentication failed for user \"postgres\" (p)"),
+            "password authentication failed for user \"postgres\" (***)"
+        );
+        let scrub = Scrubber::for_url("postgres://u:hunter2@h/db");
+        assert_eq!(scrub.text("bad: xhunter2x"), "bad: x***x");
     }
 }
