@@ -1,5 +1,12 @@
-//! Who runs a trial: host, pid and the process's start time, so that a later process can tell
-//! whether a "running" trial's worker still exists.
+//! Who runs a trial: the process's machine scope, pid and start time, so that a later process
+//! can tell whether a "running" trial's worker still exists.
+//!
+//! A pid means something only inside its PID namespace on one boot of one kernel: two
+//! containers with the same hostname (docker `--network host`, Kubernetes `hostNetwork`) each
+//! have a pid 7 of their own. So the scope stored with a trial ([`Owner::host`]) is the
+//! hostname, the kernel's boot id and the PID namespace together, and a trial's worker is
+//! judged gone from /proc only by a process in that same scope; everyone else waits for its
+//! heartbeat to go stale.
 
 use super::trial::Owner;
 
@@ -7,22 +14,46 @@ use super::trial::Owner;
 pub fn current_owner() -> Owner {
     let pid = std::process::id();
     Owner {
-        host: hostname(),
+        host: scope(),
         pid,
         start_ticks: process_start_ticks(pid).unwrap_or(0),
     }
 }
 
-/// True only when we can be sure: same host, and no process with that pid and start time.
-/// Owners on other hosts are judged by their heartbeats instead.
+/// True only when we can be sure: same scope (hostname, boot, PID namespace), and no process
+/// with that pid and start time. Owners elsewhere are judged by their heartbeats instead.
 pub fn owner_is_dead(owner: &Owner) -> bool {
-    if owner.host != hostname() || !cfg!(target_os = "linux") {
+    if !cfg!(target_os = "linux") || !same_scope(&owner.host, &scope()) {
         return false;
     }
     match process_start_ticks(owner.pid) {
         None => true,
         Some(ticks) => owner.start_ticks != 0 && ticks != owner.start_ticks,
     }
+}
+
+/// Whether pids recorded in scope `theirs` can be looked up in /proc here (`mine`). A scope
+/// without its boot id and namespace (written before they were recorded, or read where /proc
+/// has neither) proves nothing.
+fn same_scope(theirs: &str, mine: &str) -> bool {
+    theirs == mine && mine.contains(" boot=") && mine.contains(" pidns=")
+}
+
+/// `HOSTNAME boot=BOOT_ID pidns=INODE`: what makes a pid mean one process.
+fn scope() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .ok();
+    let pidns = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let mut scope = hostname();
+    if let (Some(boot), Some(pidns)) = (boot, pidns) {
+        // `pid:[4026531836]` -> `4026531836`
+        let inode = pidns.trim_start_matches("pid:[").trim_end_matches(']');
+        scope.push_str(&format!(" boot={boot} pidns={inode}"));
+    }
+    scope
 }
 
 fn hostname() -> String {
@@ -71,9 +102,50 @@ mod tests {
             let elsewhere = Owner {
                 host: "another-host".into(),
                 pid: u32::MAX - 7,
-                ..me
+                ..me.clone()
             };
             assert!(!owner_is_dead(&elsewhere));
+            // Same hostname, another PID namespace (a container sharing the host's network):
+            // its pids are not ours to look up.
+            let hostname = me.host.split(' ').next().unwrap().to_string();
+            for host in [
+                format!("{hostname} boot={} pidns=1", boot_of(&me.host)),
+                format!("{hostname} boot=another pidns={}", pidns_of(&me.host)),
+                hostname.clone(),
+            ] {
+                let neighbour = Owner {
+                    host,
+                    pid: u32::MAX - 7,
+                    ..me.clone()
+                };
+                assert!(!owner_is_dead(&neighbour), "{}", neighbour.host);
+            }
+        }
+    }
+
+    fn boot_of(scope: &str) -> &str {
+        scope
+            .split(" boot=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+    }
+
+    fn pidns_of(scope: &str) -> &str {
+        scope.split(" pidns=").nth(1).unwrap()
+    }
+
+    #[test]
+    fn the_scope_names_the_boot_and_the_pid_namespace() {
+        if cfg!(target_os = "linux") {
+            let scope = current_owner().host;
+            assert!(
+                scope.contains(" boot=") && scope.contains(" pidns="),
+                "{scope}"
+            );
+            assert!(pidns_of(&scope).parse::<u64>().is_ok(), "{scope}");
         }
     }
 }
