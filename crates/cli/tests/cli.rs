@@ -444,3 +444,118 @@ fn test_digits(n: usize) -> (Vec<u8>, Vec<u8>) {
     let labels = read("t10k-labels-idx1-ubyte.gz");
     (images[16..16 + 784 * n].to_vec(), labels[8..8 + n].to_vec())
 }
+
+/// `label` depends on `a` and on `colour` (red/blue/purple push it up); `colours` picks from
+/// the list in turn.
+fn colour_table(path: &Path, rows: usize, colours: &[&str], seed: u64) {
+    let mut state = seed;
+    let mut text = String::from("a,colour,label\n");
+    for i in 0..rows {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let a = (state >> 33) as f64 / (1u64 << 31) as f64 * 4.0 - 2.0;
+        let colour = colours[i % colours.len()];
+        let push = if matches!(colour, "red" | "blue" | "purple") {
+            1.0
+        } else {
+            -1.0
+        };
+        let label = if a + push > 0.0 { "yes" } else { "no" };
+        text.push_str(&format!("{a:.3},{colour},{label}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn evaluate_scores_a_users_own_file_whole_with_the_training_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train.csv");
+    let test = dir.path().join("test.csv");
+    let colours = ["black", "blue", "green", "red", "white", "yellow"];
+    colour_table(&train, 600, &colours, 1);
+    // Three of the six training colours plus one never seen: once "shape [5] but the model
+    // expects [7]" (exit 2).
+    colour_table(&test, 150, &["red", "green", "blue", "purple"], 2);
+    let model = dir.path().join("m");
+    let m = model.to_str().unwrap();
+    let run = modelsmith(&[
+        "train",
+        "--data",
+        &format!("csv:{}", train.display()),
+        "--target",
+        "label",
+        "--model",
+        "mlp",
+        "--epochs",
+        "20",
+        "--out",
+        m,
+        "--json",
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "train: {}", stderr(&run));
+    let trained = json(&run)["test_accuracy"].as_f64().unwrap();
+    let test_spec = format!("csv:{}", test.display());
+    let eval = modelsmith(&["evaluate", "--model", m, "--data", &test_spec, "--json"]);
+    assert!(eval.status.success(), "evaluate: {}", stderr(&eval));
+    let report = json(&eval);
+    assert_eq!(report["examples"], 150, "every row is scored");
+    assert_eq!(report["unseen_categories"]["colour"], 37, "{report}");
+    // Without the purple rows the test file is the training distribution.
+    let acc = report["test_accuracy"].as_f64().unwrap();
+    assert!(
+        acc > 0.75 && trained > 0.85,
+        "{acc} vs training's {trained}"
+    );
+    assert!(
+        stderr(&eval).contains("150 examples scored"),
+        "{}",
+        stderr(&eval)
+    );
+
+    // A class the model never saw, a missing column: exit 2, naming them.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "a,colour,label\n1,red,yes\n2,red,perhaps\n").unwrap();
+    let out = modelsmith(&[
+        "evaluate",
+        "--model",
+        m,
+        "--data",
+        &format!("csv:{}", bad.display()),
+    ]);
+    assert_bad_input(&out, "`perhaps`");
+    std::fs::write(&bad, "a,label\n1,yes\n").unwrap();
+    let out = modelsmith(&[
+        "evaluate",
+        "--model",
+        m,
+        "--data",
+        &format!("csv:{}", bad.display()),
+    ]);
+    assert_bad_input(&out, "`colour`");
+
+    // --test-data: the training file is not split, the test file is the test set.
+    let model2 = dir.path().join("m2");
+    let run = modelsmith(&[
+        "train",
+        "--data",
+        &format!("csv:{}", train.display()),
+        "--target",
+        "label",
+        "--test-data",
+        &test_spec,
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--out",
+        model2.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "train --test-data: {}", stderr(&run));
+    // evaluate without --data scores the test file the model was trained with.
+    let eval = modelsmith(&["evaluate", "--model", model2.to_str().unwrap(), "--json"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    assert_eq!(json(&eval)["examples"], 150);
+}

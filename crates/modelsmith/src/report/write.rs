@@ -161,6 +161,12 @@ fn html(report: &StudyReport, plots: &[Plot]) -> String {
     out
 }
 
+/// One table row: `| a | b |`, with `|` inside a cell escaped so every row keeps its cells.
+fn markdown_row(cells: &[String]) -> String {
+    let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+    format!("| {} |\n", cells.join(" | "))
+}
+
 fn markdown(report: &StudyReport, plots: &[Plot]) -> String {
     let o = &report.overview;
     let mut out = format!(
@@ -169,20 +175,26 @@ fn markdown(report: &StudyReport, plots: &[Plot]) -> String {
         summary_line(report)
     );
     let params = &report.trials.params;
-    let _ = writeln!(out, "| trial | value | {} |", params.join(" | "));
-    let _ = writeln!(out, "|---|---|{}", "---|".repeat(params.len()));
+    let header: Vec<String> = ["trial", "value"]
+        .iter()
+        .map(|h| h.to_string())
+        .chain(params.iter().cloned())
+        .collect();
+    out.push_str(&markdown_row(&header));
+    out.push_str(&markdown_row(&vec!["---".to_string(); header.len()]));
     for row in best_rows(report) {
-        let values: Vec<String> = params
-            .iter()
-            .map(|p| row.params.get(p).map(param_text).unwrap_or_default())
-            .collect();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} |",
-            row.number,
+        let cells: Vec<String> = [
+            row.number.to_string(),
             row.value.map(short_number).unwrap_or_default(),
-            values.join(" | ")
-        );
+        ]
+        .into_iter()
+        .chain(
+            params
+                .iter()
+                .map(|p| row.params.get(p).map(param_text).unwrap_or_default()),
+        )
+        .collect();
+        out.push_str(&markdown_row(&cells));
     }
     for plot in plots {
         let _ = write!(
@@ -192,4 +204,55 @@ fn markdown(report: &StudyReport, plots: &[Plot]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testing::{study, trial, with_param};
+    use crate::search::{Direction, Distribution, TrialState};
+
+    /// The number of cells of each line of the "Best trials" table.
+    fn table_widths(md: &str) -> Vec<usize> {
+        md.split("## Best trials")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.replace("\\|", "").matches('|').count() - 1)
+            .collect()
+    }
+
+    #[test]
+    fn the_markdown_table_has_as_many_cells_in_every_row() {
+        // An architecture study: trials with no sampled parameters (once 3 header cells, 2
+        // separator cells).
+        let data = study(
+            Direction::Maximize,
+            vec![
+                trial(0, TrialState::Complete, Some(0.9)),
+                trial(1, TrialState::Complete, Some(0.8)),
+            ],
+        );
+        let widths = table_widths(&markdown(&StudyReport::build(&data), &[]));
+        assert_eq!(widths, vec![2, 2, 2, 2], "{widths:?}");
+        // Two parameters, one of them a choice holding '|'.
+        let t = |n, v| {
+            with_param(
+                with_param(
+                    trial(n, TrialState::Complete, Some(v)),
+                    "lr",
+                    Distribution::float_log(1e-4, 1e-1),
+                    0.01,
+                ),
+                "act",
+                Distribution::categorical(vec!["a|b".into(), "c".into()]),
+                0.0,
+            )
+        };
+        let data = study(Direction::Maximize, vec![t(0, 0.5), t(1, 0.7)]);
+        let widths = table_widths(&markdown(&StudyReport::build(&data), &[]));
+        assert_eq!(widths, vec![4, 4, 4, 4], "{widths:?}");
+    }
 }
