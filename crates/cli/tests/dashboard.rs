@@ -131,14 +131,20 @@ impl Dashboard {
 
     /// GET `path`: the status code, Content-Type and body.
     fn get(&self, path: &str) -> (u16, String, String) {
+        let (status, head, body) = self.get_as(path, &self.addr);
+        let content_type = header_of(&head, "content-type");
+        (status, content_type, body)
+    }
+
+    /// GET `path` with `Host: host`: the status code, the response head and the body.
+    fn get_as(&self, path: &str, host: &str) -> (u16, String, String) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut response = String::new();
@@ -149,15 +155,7 @@ impl Dashboard {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let content_type = head
-            .lines()
-            .find_map(|l| {
-                l.to_lowercase()
-                    .strip_prefix("content-type:")
-                    .map(|v| v.trim().to_string())
-            })
-            .unwrap_or_default();
-        (status, content_type, body.to_string())
+        (status, head.to_string(), body.to_string())
     }
 
     fn json(&self, path: &str) -> Value {
@@ -172,6 +170,34 @@ impl Drop for Dashboard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The value of header `name` (lower case) in a response head, or "".
+fn header_of(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix(&format!("{name}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_page_under_another_host_name_is_refused_and_every_answer_carries_the_security_headers() {
+    let dash = Dashboard::start("sqlite:s.db");
+    // DNS rebinding: a site's own name resolving to this machine.
+    let (status, head, body) = dash.get_as("/api/studies", "evil.example:8081");
+    assert_eq!(status, 421, "{head}");
+    assert!(body.contains("--allow-host"), "{body}");
+    assert!(!body.contains(STUDY), "no study data: {body}");
+    for host in [dash.addr.clone(), "localhost".to_string()] {
+        let (status, head, _) = dash.get_as("/", &host);
+        assert_eq!(status, 200, "{host}: {head}");
+        assert_eq!(header_of(&head, "x-content-type-options"), "nosniff");
+        assert_eq!(header_of(&head, "referrer-policy"), "no-referrer");
+        assert!(header_of(&head, "content-security-policy").contains("script-src 'self'"));
     }
 }
 

@@ -95,6 +95,30 @@ fn bad_model_folders_and_flags_exit_with_2() {
         &modelsmith(&["serve", "--model", model, "--model", model]),
         "two models are named 'digits'",
     );
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--max-connections", "0"]),
+        "--max-connections",
+    );
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--header-timeout-seconds", "0"]),
+        "--header-timeout-seconds",
+    );
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    assert_bad_input(
+        &modelsmith(&[
+            "serve",
+            "--model",
+            model,
+            "--token-file",
+            empty.to_str().unwrap(),
+        ]),
+        "first line is empty",
+    );
+    assert_bad_input(
+        &modelsmith(&["serve", "--model", model, "--token-file", "/no/such/token"]),
+        "--token-file /no/such/token",
+    );
     // An address another process holds.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
@@ -108,6 +132,9 @@ fn bad_model_folders_and_flags_exit_with_2() {
 fn serves_on_loopback_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let model = trained_model(dir.path());
+    // The token comes from a file, so it is not in the process's arguments (`ps`).
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "from-file\n").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_modelsmith"))
         .args([
             "serve",
@@ -117,7 +144,7 @@ fn serves_on_loopback_and_stops_on_sigterm() {
             "127.0.0.1:0",
         ])
         .args(["--name", "mnist"])
-        .env("MODELSMITH_TOKEN", "from-env")
+        .args(["--token-file", token_file.to_str().unwrap()])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -135,9 +162,20 @@ fn serves_on_loopback_and_stops_on_sigterm() {
     let (status, body) = http_get(&addr, "/v2/health/ready");
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("\"ready\":true"), "{body}");
-    // The token came from MODELSMITH_TOKEN.
+    // The token came from the file, and is not among the arguments.
     let (status, body) = http_get(&addr, "/v2/models/mnist");
     assert!(status.contains("401"), "{status} {body}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("from-file"));
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /v2/models/mnist HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer from-file\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

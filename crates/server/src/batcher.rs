@@ -21,7 +21,7 @@ use crate::metrics::BatchMetrics;
 /// How the worker forms batches.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchConfig {
-    /// Most examples in one forward pass (a single larger request still runs whole).
+    /// Most examples in one forward pass (a larger request runs in passes of this size).
     pub max_batch: usize,
     /// Longest wait for more requests after the first one of a batch arrived.
     pub max_delay: Duration,
@@ -194,8 +194,17 @@ impl Worker {
             .flat_map(|job| job.inputs.chunks_exact(len))
             .collect();
         let start = Instant::now();
+        // A request larger than max_batch runs in max_batch-sized passes, so one request of
+        // thousands of examples needs (and leaves behind) no more memory than a full batch.
         // A panic inside the engine must cost this batch, not the worker and every later request.
-        let result = catch_unwind(AssertUnwindSafe(|| self.predictor.probabilities(&inputs)));
+        let max_batch = self.config.max_batch.max(1);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut all = Vec::with_capacity(inputs.len());
+            for chunk in inputs.chunks(max_batch) {
+                all.extend(self.predictor.probabilities(chunk)?);
+            }
+            Ok::<_, modelsmith::Error>(all)
+        }));
         self.metrics
             .inference_seconds
             .observe(start.elapsed().as_secs_f64());

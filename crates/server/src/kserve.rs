@@ -21,6 +21,31 @@ use crate::state::AppState;
 use crate::tensor_json::FlatNumbers;
 
 pub const INPUT_NAME: &str = "input";
+/// Every served model has one version, as its metadata says.
+pub const MODEL_VERSION: &str = "1";
+
+/// `/v2/models/{name}[/versions/{version}]/...`: the model named, at its one version.
+#[derive(Deserialize)]
+pub struct ModelPath {
+    name: String,
+    version: Option<String>,
+}
+
+impl ModelPath {
+    fn model<'s>(&self, state: &'s AppState) -> Result<&'s std::sync::Arc<ServedModel>, ApiError> {
+        let model = state
+            .models
+            .get(&self.name)
+            .ok_or_else(|| state.models.unknown(&self.name))?;
+        match self.version.as_deref() {
+            None | Some(MODEL_VERSION) => Ok(model),
+            Some(other) => Err(ApiError::not_found(format!(
+                "model '{}' has no version '{other}'; its only version is {MODEL_VERSION}",
+                self.name
+            ))),
+        }
+    }
+}
 pub const OUTPUT_NAME: &str = "probabilities";
 const DATATYPE: &str = "FP32";
 
@@ -55,12 +80,9 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 /// `GET /v2/models/{name}/ready`.
 pub async fn model_ready(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = state
-        .models
-        .get(&name)
-        .ok_or_else(|| state.models.unknown(&name))?;
+    let model = path.model(&state)?;
     Ok(Json(json!({ "name": model.name, "ready": true })))
 }
 
@@ -76,18 +98,15 @@ struct TensorMetadata {
 /// preprocessing ride along under `parameters`.
 pub async fn model_metadata(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = state
-        .models
-        .get(&name)
-        .ok_or_else(|| state.models.unknown(&name))?;
+    let model = path.model(&state)?;
     let meta = &model.meta;
     let mut input_shape = vec![-1];
     input_shape.extend(meta.input_shape.iter().map(|&d| d as i64));
     Ok(Json(json!({
         "name": model.name,
-        "versions": ["1"],
+        "versions": [MODEL_VERSION],
         "platform": "modelsmith",
         "inputs": [TensorMetadata { name: INPUT_NAME, datatype: DATATYPE, shape: input_shape }],
         "outputs": [TensorMetadata {
@@ -144,13 +163,10 @@ struct OutputTensor {
 /// `POST /v2/models/{name}/infer`.
 pub async fn infer(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(path): Path<ModelPath>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let model = state
-        .models
-        .get(&name)
-        .ok_or_else(|| state.models.unknown(&name))?;
+    let model = path.model(&state)?;
     let body = body.map_err(|e| state.body_error(e))?;
     let request: InferRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid inference request JSON: {e}")))?;
@@ -166,7 +182,7 @@ pub async fn infer(
     let probabilities = model.batcher.infer(inputs, batch).await?;
     let response = InferResponse {
         model_name: &model.name,
-        model_version: "1",
+        model_version: MODEL_VERSION,
         id: request.id,
         outputs: [OutputTensor {
             name: OUTPUT_NAME,

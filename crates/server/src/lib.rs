@@ -9,6 +9,7 @@
 //! GET  /v2/models/{name}            model metadata: input/output names, shapes, datatypes
 //! GET  /v2/models/{name}/ready      model readiness
 //! POST /v2/models/{name}/infer      KServe v2 inference on preprocessed FP32 tensors
+//!      /v2/models/{name}/versions/1[/ready|/infer]   the same, at the model's one version
 //! POST /predict[?top_k=K&model=M]   PNG/JPEG body or JSON inputs -> top-k classes
 //! GET  /metrics                     Prometheus text format
 //! ```
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod batcher;
 pub mod error;
 pub mod kserve;
+pub mod listen;
 pub mod metrics;
 pub mod models;
 pub mod predict_api;
@@ -41,6 +43,7 @@ use tokio::net::TcpListener;
 
 pub use batcher::BatchConfig;
 pub use error::{ApiError, ServeError};
+pub use listen::ConnectionLimits;
 pub use metrics::Metrics;
 pub use models::{ModelSource, Models};
 use state::AppState;
@@ -61,6 +64,8 @@ pub struct ServeOptions {
     pub drain: Duration,
     /// Where each model's batching worker runs inference (a `cuda` build can use a GPU).
     pub device: modelsmith::train::Device,
+    /// Connection cap and timeouts.
+    pub limits: ConnectionLimits,
 }
 
 impl Default for ServeOptions {
@@ -71,6 +76,7 @@ impl Default for ServeOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             drain: Duration::ZERO,
             device: modelsmith::train::Device::Cpu,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -80,6 +86,7 @@ pub struct Server {
     state: AppState,
     token: Option<Arc<str>>,
     drain: Duration,
+    limits: ConnectionLimits,
 }
 
 impl Server {
@@ -103,9 +110,13 @@ impl Server {
                 metrics,
                 max_body_bytes: options.max_body_bytes,
                 draining: Arc::new(AtomicBool::new(false)),
+                decode_slots: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )),
             },
             token: options.token.as_deref().map(Arc::from),
             drain: options.drain,
+            limits: options.limits,
         })
     }
 
@@ -122,6 +133,18 @@ impl Server {
             .route("/v2/models/{name}", get(kserve::model_metadata))
             .route("/v2/models/{name}/ready", get(kserve::model_ready))
             .route("/v2/models/{name}/infer", post(kserve::infer))
+            .route(
+                "/v2/models/{name}/versions/{version}",
+                get(kserve::model_metadata),
+            )
+            .route(
+                "/v2/models/{name}/versions/{version}/ready",
+                get(kserve::model_ready),
+            )
+            .route(
+                "/v2/models/{name}/versions/{version}/infer",
+                post(kserve::infer),
+            )
             .route("/predict", post(predict_api::predict))
             .route("/metrics", get(metrics::handler));
         if let Some(token) = &self.token {
@@ -136,6 +159,10 @@ impl Server {
             .method_not_allowed_fallback(method_not_allowed)
             .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
             .layer(map_response(json_for_bare_errors))
+            .layer(from_fn_with_state(
+                state.max_body_bytes,
+                refuse_declared_oversize,
+            ))
             .layer(DefaultBodyLimit::max(state.max_body_bytes))
             .with_state(state)
     }
@@ -157,13 +184,7 @@ impl Server {
                 tokio::time::sleep(drain).await;
             }
         };
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            // Answers are small and latency matters: send them without Nagle's delay.
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        listen::serve(listener, router, self.limits, shutdown).await
     }
 }
 
@@ -228,6 +249,30 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+/// A body whose declared `Content-Length` is over the limit gets its 413 before a byte of it is
+/// read (the body-limit layer would read up to the limit first).
+async fn refuse_declared_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {n} bytes is larger than the server's limit of {limit} bytes (--max-body-bytes)"
+            ),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// Errors produced by axum itself with an empty or text body (a body-limit hit before a handler

@@ -15,10 +15,6 @@ use crate::models::ServedModel;
 use crate::state::AppState;
 use crate::tensor_json::Examples;
 
-/// Images up to this size decode on the async thread (tens of microseconds); larger ones go to
-/// the blocking pool so a big JPEG cannot stall other connections.
-const INLINE_DECODE_BYTES: usize = 64 * 1024;
-
 #[derive(Deserialize)]
 pub struct PredictQuery {
     top_k: Option<usize>,
@@ -97,7 +93,7 @@ pub async fn predict(
     let kind = body_kind(&headers)?;
     let body = body.map_err(|e| state.body_error(e))?;
     let examples = match kind {
-        BodyKind::Image => vec![decode_image(&model, body).await?],
+        BodyKind::Image => vec![decode_image(&state, &model, body).await?],
         BodyKind::Json => json_examples(&model, &body)?,
     };
     let count = examples.len();
@@ -126,30 +122,36 @@ pub async fn predict(
 }
 
 /// The image body as one model input, preprocessed like `modelsmith predict` does for a file.
+/// Decoding runs on the blocking pool, never on the threads answering HTTP, and at most one
+/// image per core decodes at a time (each may take up to 64 MiB while decoding).
 async fn decode_image(
+    state: &AppState,
     model: &std::sync::Arc<ServedModel>,
     body: Bytes,
 ) -> Result<Vec<f32>, ApiError> {
-    let decode = |model: &ServedModel, body: &[u8]| {
+    let internal = || {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "image decoding failed",
+        )
+    };
+    let _slot = state
+        .decode_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| internal())?;
+    let model = model.clone();
+    tokio::task::spawn_blocking(move || {
         model
             .meta
             .data
             .preprocessing
-            .image_bytes_to_input(body, "request body")
+            .image_bytes_to_input(&body, "request body")
             .map_err(|e| ApiError::bad_request(e.to_string()))
-    };
-    if body.len() <= INLINE_DECODE_BYTES {
-        return decode(model, &body);
-    }
-    let model = model.clone();
-    tokio::task::spawn_blocking(move || decode(&model, &body))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "image decoding failed",
-            )
-        })?
+    })
+    .await
+    .map_err(|_| internal())?
 }
 
 /// JSON examples, each checked against the model's input size.

@@ -20,6 +20,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Set once shutdown has begun: readiness answers 503 while in-flight work finishes.
     pub draining: Arc<AtomicBool>,
+    /// Images decoding at once: one per core.
+    pub decode_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {

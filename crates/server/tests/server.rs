@@ -877,3 +877,176 @@ async fn a_model_repository_serves_every_model_folder() {
     assert!(err.is_bad_input(), "{err}");
     assert!(err.to_string().contains("notes"), "{err}");
 }
+
+// ---------------------------------------------------------------- hostile clients
+
+/// Reads whatever the server sends until it closes the connection (or `within` passes).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    match tokio::time::timeout(within, stream.read_to_end(&mut out)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&out).into_owned()),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_idle_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let server = Running::digits(ServeOptions {
+        limits: modelsmith_server::ConnectionLimits {
+            header_timeout: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    // Slowloris: a request line and half a header, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        .await
+        .unwrap();
+    // Idle: connected, never a byte.
+    let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Kept alive after one answered request, then silent.
+    let mut kept = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    kept.write_all(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = read_until_closed(&mut kept, Duration::from_secs(5))
+        .await
+        .expect("closed once idle");
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    for stream in [&mut slow, &mut idle] {
+        assert!(
+            read_until_closed(stream, Duration::from_secs(5))
+                .await
+                .is_some(),
+            "the server kept a silent connection open"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_idle_clients_make_room_and_liveness_answers() {
+    let server = Running::digits(ServeOptions {
+        limits: modelsmith_server::ConnectionLimits {
+            max_connections: 8,
+            ..Default::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    // Twenty idle connections: four times the cap, as an attacker holding sockets would.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..5 {
+        let live =
+            tokio::time::timeout(Duration::from_secs(5), get(server.addr, "/v2/health/live"))
+                .await
+                .expect("liveness answered while the cap was full");
+        assert_eq!(live.status, StatusCode::OK);
+    }
+    // The oldest idle connections were closed to make room.
+    let closed = read_until_closed(&mut idle[0], Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "the oldest idle connection is still open");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_declared_oversize_body_gets_413_before_it_is_sent() {
+    use tokio::io::AsyncWriteExt;
+    let server = Running::digits(ServeOptions::default()).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // 100 GB declared; not one byte of it follows.
+    stream
+        .write_all(
+            b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100000000000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), async {
+        use tokio::io::AsyncReadExt;
+        stream.read(&mut head).await.unwrap()
+    })
+    .await
+    .expect("answered without waiting for the body");
+    let text = String::from_utf8_lossy(&head[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("--max-body-bytes"), "{text}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_larger_than_max_batch_runs_in_passes_and_answers_every_example() {
+    let server = Running::digits(ServeOptions {
+        batch: BatchConfig {
+            max_batch: 4,
+            ..BatchConfig::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    let inputs: Vec<Vec<f32>> = (0..19).map(digit).collect();
+    let answer = post_json(server.addr, "/v2/models/digits/infer", &infer_body(&inputs)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    let data: Vec<f32> = body["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let want = direct_probabilities(&fixture().model, &inputs);
+    assert_close(&data, &want.concat());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn versioned_routes_answer_for_the_one_version() {
+    let server = Running::digits(ServeOptions::default()).await;
+    let meta = get(server.addr, "/v2/models/digits/versions/1").await;
+    assert_eq!(meta.status, StatusCode::OK);
+    assert_eq!(meta.json()["versions"], json!(["1"]));
+    let ready = get(server.addr, "/v2/models/digits/versions/1/ready").await;
+    assert_eq!(ready.json()["ready"], true);
+    let infer = post_json(
+        server.addr,
+        "/v2/models/digits/versions/1/infer",
+        &infer_body(&[digit(0)]),
+    )
+    .await;
+    assert_eq!(infer.status, StatusCode::OK);
+    assert_eq!(infer.json()["model_version"], "1");
+    get(server.addr, "/v2/models/digits/versions/2/ready")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "only version is 1");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_bomb_is_refused_without_decoding_it() {
+    // 8192 x 8192 RGBA (256 MiB decoded) in a PNG of a few hundred kilobytes.
+    let img = image::RgbaImage::new(8192, 8192);
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let png = png.into_inner();
+    assert!(png.len() < 2 << 20, "{}", png.len());
+    let server = Running::digits(ServeOptions::default()).await;
+    let answer = call(
+        server.addr,
+        Method::POST,
+        "/predict",
+        &[("content-type", "image/png")],
+        png,
+    )
+    .await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "cannot decode image");
+    server.shutdown().await;
+}

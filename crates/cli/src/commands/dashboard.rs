@@ -15,6 +15,10 @@ pub struct DashboardArgs {
     /// Address to listen on (loopback by default; 0.0.0.0:PORT to accept other machines).
     #[arg(long, default_value = "127.0.0.1:8081")]
     addr: String,
+    /// A host name the dashboard answers to besides IP addresses and localhost (repeatable):
+    /// requests for any other name are refused, which stops DNS-rebinding pages reading studies.
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
 }
 
 pub fn run(args: DashboardArgs) -> Result<()> {
@@ -30,7 +34,10 @@ pub fn run(args: DashboardArgs) -> Result<()> {
                 store::redact_url(&args.storage),
                 listener.local_addr()?
             );
-            modelsmith_dashboard::run(storage, listener, shutdown_signal()).await?;
+            let hosts = modelsmith_dashboard::HostCheck {
+                allowed: args.allow_host.clone(),
+            };
+            modelsmith_dashboard::run(storage, hosts, listener, shutdown_signal()).await?;
             eprintln!("stopped");
             Ok(())
         })

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use modelsmith_server::{bind, shutdown_signal, BatchConfig, ModelSource, ServeOptions, Server};
+use modelsmith_server::{
+    bind, shutdown_signal, BatchConfig, ConnectionLimits, ModelSource, ServeOptions, Server,
+};
 
 use super::BadInput;
 
@@ -31,9 +33,21 @@ pub struct ServeArgs {
     /// 0 waits for none but still batches the requests that queued meanwhile.
     #[arg(long, default_value_t = 0.0)]
     max_delay_ms: f64,
-    /// Bearer token every endpoint except the health probes requires.
+    /// Bearer token every endpoint except the health probes requires. Prefer MODELSMITH_TOKEN
+    /// or --token-file: a flag's value is visible to every user in `ps`.
     #[arg(long, env = "MODELSMITH_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A file whose first line is the bearer token (instead of --token).
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Most connections at once (default: what the open-file limit allows, at most 4096); at
+    /// the cap a new connection closes the longest-idle one.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers (and an idle connection its next
+    /// request) before it is closed.
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout_seconds: f64,
     /// Larger request bodies are refused with 413.
     #[arg(long, default_value_t = modelsmith_server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
@@ -102,13 +116,35 @@ fn options(args: &ServeArgs) -> Result<ServeOptions> {
         ))
         .into());
     }
+    if !(args.header_timeout_seconds.is_finite()
+        && (0.1..=3600.0).contains(&args.header_timeout_seconds))
+    {
+        return Err(BadInput(format!(
+            "--header-timeout-seconds {} must be between 0.1 and 3600",
+            args.header_timeout_seconds
+        ))
+        .into());
+    }
+    if args.max_connections == Some(0) {
+        return Err(BadInput("--max-connections must be at least 1".into()).into());
+    }
+    let token = match &args.token_file {
+        Some(path) => Some(read_token_file(path)?),
+        None => args.token.clone(),
+    };
+    let defaults = ConnectionLimits::default();
     Ok(ServeOptions {
+        limits: ConnectionLimits {
+            max_connections: args.max_connections.unwrap_or(defaults.max_connections),
+            header_timeout: Duration::from_secs_f64(args.header_timeout_seconds),
+            ..defaults
+        },
         batch: BatchConfig {
             max_batch: args.max_batch,
             max_delay: Duration::from_secs_f64(args.max_delay_ms / 1000.0),
             max_queue: args.max_queue,
         },
-        token: args.token.clone(),
+        token,
         max_body_bytes: args.max_body_bytes,
         drain: Duration::from_secs_f64(args.drain_seconds),
         device: super::resolve_device(args.device)?,
@@ -136,4 +172,19 @@ fn sources(args: &ServeArgs) -> Result<Vec<ModelSource>> {
         sources.extend(ModelSource::scan_repository(repo)?);
     }
     Ok(sources)
+}
+
+/// The first line of a token file; the file's contents never reach a message.
+fn read_token_file(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("--token-file {}: cannot read: {e}", path.display())))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(BadInput(format!(
+            "--token-file {}: the first line is empty; put the token there",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(token)
 }

@@ -260,8 +260,12 @@ pub(crate) fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {
     })
 }
 
-/// Decodes an image held in memory (format from the content). The decoder's dimension limit is
-/// tightened so a small compressed body cannot demand gigabytes once decoded.
+/// Most bytes one image held in memory (an HTTP body) may decode to: a 4096x4096 RGBA image.
+/// A few hundred compressed bytes can claim any size; the decoder refuses before allocating.
+pub const MAX_DECODED_IMAGE_BYTES: u64 = 64 << 20;
+
+/// Decodes an image held in memory (format from the content), refusing one that would decode
+/// to more than [`MAX_DECODED_IMAGE_BYTES`] or be wider or taller than 8192 pixels.
 pub(crate) fn decode_image_bytes(bytes: &[u8], source: &str) -> Result<DynamicImage, DataError> {
     const MAX_SIDE: u32 = 8192;
     let image_error = |message: String| DataError::Image {
@@ -274,6 +278,7 @@ pub(crate) fn decode_image_bytes(bytes: &[u8], source: &str) -> Result<DynamicIm
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_IMAGE_BYTES);
     reader.limits(limits);
     reader.decode().map_err(|e| image_error(e.to_string()))
 }
