@@ -126,7 +126,7 @@ fn bad_input_exits_2_with_one_line() {
     };
     assert_bad_input(
         &run(&["--strategy", "genetic"]),
-        "unknown strategy 'genetic'",
+        "invalid value 'genetic' for '--strategy",
     );
     assert_bad_input(&run(&["--time-budget", "soon"]), "--time-budget");
     assert_bad_input(&run(&["--time-budget", "2s"]), "is too short");

@@ -108,7 +108,12 @@ fn a_tune_run_is_recorded_and_listed_shown_and_exported() {
         &["studies", "show", "small", "--storage", "sqlite:s.db"],
     );
     assert!(show.status.success(), "{}", stderr(&show));
-    assert!(String::from_utf8_lossy(&show.stdout).contains("best: trial"));
+    let shown = String::from_utf8_lossy(&show.stdout).into_owned();
+    assert!(shown.contains("best: trial"));
+    // Times are dates, not Unix seconds.
+    let year = |text: &str| text.contains(" 20") && text.contains('Z');
+    assert!(year(&shown), "{shown}");
+    assert!(year(&String::from_utf8_lossy(&list.stdout)));
 
     let csv = modelsmith(
         dir.path(),
@@ -126,6 +131,12 @@ fn a_tune_run_is_recorded_and_listed_shown_and_exported() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 7, "{csv}");
     assert!(lines[0].contains("param_lr") && lines[0].contains("param_optimizer"));
+    // started_at is RFC 3339: 2026-12-07T13:43:45.123Z.
+    let started = lines[1].split(',').nth(3).unwrap();
+    assert!(
+        started.len() >= 20 && started.as_bytes()[10] == b'T' && started.ends_with('Z'),
+        "{started}"
+    );
 
     let json = modelsmith(
         dir.path(),
@@ -335,11 +346,11 @@ fn bad_tune_input_exits_2_with_one_line() {
     );
     assert_bad_input(
         &run("sampler", "", &["--sampler", "annealing"]),
-        "unknown sampler 'annealing'",
+        "invalid value 'annealing' for '--sampler",
     );
     assert_bad_input(
         &run("pruner", "", &["--pruner", "sometimes"]),
-        "unknown pruner 'sometimes'",
+        "invalid value 'sometimes' for '--pruner",
     );
     assert_bad_input(
         &run("timeout", "", &["--timeout", "soon"]),
@@ -400,4 +411,45 @@ fn bad_tune_input_exits_2_with_one_line() {
         ),
         "no study named 'nope'",
     );
+    assert_bad_input(
+        &modelsmith(
+            d,
+            &["studies", "delete", "nope", "--storage", "sqlite:real.db"],
+        ),
+        "no study named 'nope'",
+    );
+    // Delete the real one: it is gone from the list, and deleting again is bad input.
+    let list = |d| {
+        modelsmith(
+            d,
+            &["studies", "list", "--storage", "sqlite:real.db", "--json"],
+        )
+    };
+    let names = |out: &std::process::Output| {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["study"]["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = names(&list(d));
+    assert_eq!(before.len(), 1, "{before:?}");
+    let deleted = modelsmith(
+        d,
+        &[
+            "studies",
+            "delete",
+            &before[0],
+            "--storage",
+            "sqlite:real.db",
+        ],
+    );
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert!(
+        stderr(&deleted).contains("deleted study"),
+        "{}",
+        stderr(&deleted)
+    );
+    assert!(names(&list(d)).is_empty());
 }

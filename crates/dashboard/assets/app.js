@@ -143,8 +143,13 @@ function tableControls() {
 
 function cellValue(row, key) {
   if (key === "number" || key === "state" || key === "value" || key === "steps"
-      || key === "duration_seconds") return row[key];
+      || key === "duration_seconds" || key === "started_at") return row[key];
   return row.params[key];
+}
+
+// A stored time (Unix seconds) as the reader's local date and time.
+function date(unixSeconds) {
+  return unixSeconds == null ? "" : new Date(unixSeconds * 1000).toLocaleString();
 }
 
 function compare(a, b) {
@@ -158,7 +163,7 @@ function compare(a, b) {
 function drawTable() {
   const { params, rows } = view.table;
   const columns = [["number", "trial"], ["state", "state"], ["value", "value"], ["steps", "epochs"],
-    ["duration_seconds", "time"], ...params.map((p) => [p, p])];
+    ["started_at", "started"], ["duration_seconds", "time"], ...params.map((p) => [p, p])];
   let shown = rows.filter((r) => view.stateFilter === "all" || r.state === view.stateFilter);
   if (view.text) {
     shown = shown.filter((r) => JSON.stringify(r.params).toLowerCase().includes(view.text));
@@ -180,7 +185,8 @@ function drawTable() {
   const body = shown.map((r) => el("tr", { class: r.number === view.best ? "best" : "", "data-trial": r.number },
     el("td", {}, r.number),
     el("td", { class: `state-${r.state}`, title: r.error || "" }, r.state),
-    el("td", {}, fmt(r.value)), el("td", {}, r.steps), el("td", {}, seconds(r.duration_seconds)),
+    el("td", {}, fmt(r.value)), el("td", {}, r.steps), el("td", {}, date(r.started_at)),
+    el("td", {}, seconds(r.duration_seconds)),
     ...params.map((p) => el("td", {}, fmt(r.params[p])))));
   const table = el("table", { id: "trials" }, el("thead", {}, el("tr", {}, ...head)), el("tbody", {}, ...body));
   document.getElementById("table-wrap").replaceChildren(table);

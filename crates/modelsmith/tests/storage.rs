@@ -481,6 +481,51 @@ fn trials_from_and_running_trials_are_slices_of_trials(s: &dyn Storage) {
     assert_eq!(running, vec![3, 4]);
 }
 
+fn delete_study_removes_it_whole_and_spares_the_others(s: &dyn Storage) {
+    let a = study(s, "doomed");
+    let b = study(s, "kept");
+    for sid in [a, b] {
+        for i in 0..3 {
+            let (id, _) = start(s, sid, None).unwrap();
+            s.set_param(id, "lr", &param(1e-5, 1.0, -2.0)).unwrap();
+            s.report(id, 0, 0.5).unwrap();
+            s.set_attr(id, "i", &json!(i)).unwrap();
+            s.finish_trial(id, TrialState::Complete, Some(0.5), None)
+                .unwrap();
+        }
+    }
+    // A running trial keeps the study.
+    let (running, _) = start(s, a, None).unwrap();
+    match s.delete_study("doomed") {
+        Err(StoreError::StudyBusy { running: 1, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    s.finish_trial(running, TrialState::Failed, None, Some("stopped"))
+        .unwrap();
+    assert_eq!(s.delete_study("doomed").unwrap(), 4);
+    assert!(s.get_study("doomed").unwrap().is_none());
+    assert!(matches!(
+        s.delete_study("doomed"),
+        Err(StoreError::NoStudy(_))
+    ));
+    let names: Vec<String> = s
+        .list_studies()
+        .unwrap()
+        .into_iter()
+        .map(|x| x.study.name)
+        .collect();
+    assert_eq!(names, vec!["kept"]);
+    assert_eq!(s.trials(b).unwrap().len(), 3);
+    // A new study of the same name starts empty, numbered from 0, and no other study's
+    // trials appear in it.
+    let again = study(s, "doomed");
+    assert!(s.trials(again).unwrap().is_empty());
+    assert_eq!(start(s, again, None).unwrap().1, 0);
+    let c = study(s, "third");
+    assert!(s.trials(c).unwrap().is_empty());
+    assert_eq!(s.trials(b).unwrap().len(), 3);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -517,6 +562,7 @@ conformance!(
     fail_stale_marks_dead_workers,
     same_history_as_memory,
     trials_from_and_running_trials_are_slices_of_trials,
+    delete_study_removes_it_whole_and_spares_the_others,
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ pub struct AutoArgs {
     time_budget: Option<String>,
     /// hillclimb (default: a morphism hill-climb that keeps weights), evolution, or random
     /// (the control: random architectures trained from scratch).
-    #[arg(long, default_value = "hillclimb")]
+    #[arg(long, default_value = "hillclimb", value_parser = clap::builder::PossibleValuesParser::new(modelsmith::arch::STRATEGIES))]
     strategy: String,
     /// Where studies live: sqlite:PATH or memory:. Trial weights go beside a SQLite file in
     /// PATH.artifacts/STUDY/.

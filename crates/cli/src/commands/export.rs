@@ -13,11 +13,12 @@ pub struct ExportArgs {
     model: PathBuf,
     /// `onnx` (opset 13; input `input` = the preprocessed NHWC tensor, output `probabilities`,
     /// preprocessing in the metadata) or `safetensors` (the weights under their engine names).
-    #[arg(long)]
+    #[arg(long, value_parser = ["onnx", "safetensors"])]
     format: String,
     /// The file to write.
     #[arg(long)]
     out: PathBuf,
+    /// Print what was written as one JSON object on stdout.
     #[arg(long)]
     json: bool,
 }

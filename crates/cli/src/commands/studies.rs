@@ -22,17 +22,21 @@ pub struct StudiesArgs {
 
 #[derive(Subcommand)]
 enum StudiesCommand {
-    /// One line per study: trials by state and the best value.
+    /// One line per study: trials by state, the best value and when it was created.
     List {
+        /// Print the studies as one JSON array on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// A study's trials: number, state, value, duration, parameters.
+    /// A study's trials: number, state, value, start, duration, parameters.
     Show {
         name: String,
+        /// Print the study and its trials as one JSON object on stdout (times in Unix seconds).
         #[arg(long)]
         json: bool,
     },
+    /// Delete a study and all its trials (refused while any trial runs).
+    Delete { name: String },
     /// Every trial of a study as CSV (one column per parameter) or JSON (full records).
     Export {
         name: String,
@@ -60,7 +64,39 @@ pub fn run(args: StudiesArgs) -> Result<()> {
         StudiesCommand::List { json } => list(&*storage, json),
         StudiesCommand::Show { name, json } => show(&*storage, &name, json),
         StudiesCommand::Export { name, format, out } => export(&*storage, &name, format, out),
+        StudiesCommand::Delete { name } => {
+            let trials = storage.delete_study(&name)?;
+            eprintln!(
+                "deleted study '{name}' and its {trials} trial(s) from {}",
+                store::redact_url(&args.storage)
+            );
+            Ok(())
+        }
     }
+}
+
+/// A stored time (Unix seconds) as a UTC date and time, `2026-12-07 13:43:45Z`.
+fn date(unix_seconds: f64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds.floor() as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A stored time as RFC 3339 (for CSV readers: spreadsheets and pandas parse it).
+fn rfc3339(unix_seconds: f64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos((unix_seconds * 1e9) as i128)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn list(storage: &dyn Storage, json: bool) -> Result<()> {
@@ -74,12 +110,20 @@ fn list(storage: &dyn Storage, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<28} {:<9} {:>6} {:>8} {:>6} {:>6} {:>7}  best",
-        "study", "direction", "trials", "complete", "pruned", "failed", "running"
+        "{:<28} {:<9} {:>6} {:>8} {:>6} {:>6} {:>7}  {:<10} {:<20}",
+        "study",
+        "direction",
+        "trials",
+        "complete",
+        "pruned",
+        "failed",
+        "running",
+        "best",
+        "created"
     );
     for s in studies {
         println!(
-            "{:<28} {:<9} {:>6} {:>8} {:>6} {:>6} {:>7}  {}",
+            "{:<28} {:<9} {:>6} {:>8} {:>6} {:>6} {:>7}  {:<10} {:<20}",
             s.study.name,
             s.study.direction.name(),
             s.trials,
@@ -87,7 +131,8 @@ fn list(storage: &dyn Storage, json: bool) -> Result<()> {
             s.pruned,
             s.failed,
             s.running,
-            s.best_value.map_or("-".into(), |v| format!("{v:.6}"))
+            s.best_value.map_or("-".into(), |v| format!("{v:.6}")),
+            date(s.study.created_at)
         );
     }
     Ok(())
@@ -121,14 +166,15 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "study '{}' ({}), {} trials",
+        "study '{}' ({}), {} trials, created {}",
         study.name,
         study.direction.name(),
-        trials.len()
+        trials.len(),
+        date(study.created_at)
     );
     println!(
-        "{:>5}  {:<8} {:>10} {:>6} {:>8}  params",
-        "trial", "state", "value", "steps", "seconds"
+        "{:>5}  {:<8} {:>10} {:>6} {:<20} {:>8}  params",
+        "trial", "state", "value", "steps", "started", "seconds"
     );
     for t in &trials {
         let params: Vec<String> = t
@@ -142,11 +188,12 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
             ""
         };
         println!(
-            "{:>5}  {:<8} {:>10} {:>6} {:>8}  {}{}{}",
+            "{:>5}  {:<8} {:>10} {:>6} {:<20} {:>8}  {}{}{}",
             t.number,
             t.state.name(),
             t.value.map_or("-".into(), |v| format!("{v:.6}")),
             t.intermediate.len(),
+            t.started_at.map_or("-".into(), date),
             t.duration_seconds()
                 .map_or("-".into(), |s| format!("{s:.1}")),
             params.join(" "),
@@ -239,8 +286,8 @@ fn export(
                     t.number.to_string(),
                     t.state.name().to_string(),
                     opt(t.value),
-                    opt(t.started_at),
-                    opt(t.finished_at),
+                    t.started_at.map(rfc3339).unwrap_or_default(),
+                    t.finished_at.map(rfc3339).unwrap_or_default(),
                     opt(t.duration_seconds()),
                     t.intermediate.len().to_string(),
                     opt(t.last_intermediate().map(|(_, v)| v)),

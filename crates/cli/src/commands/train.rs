@@ -32,22 +32,28 @@ pub struct TrainArgs {
     /// TOML file with any of the training settings; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Most epochs to train (default 20; early stopping may end sooner).
     #[arg(long)]
     epochs: Option<u32>,
+    /// Examples per training step (default 32).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// sgd, adam, adamw, rmsprop or adagrad.
-    #[arg(long)]
+    /// The optimizer (default sgd, the seed recipe).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(modelsmith::train::OPTIMIZERS))]
     optimizer: Option<String>,
+    /// Learning rate (default 0.01).
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
+    /// Momentum for sgd (default 0.9) and rmsprop (default 0).
     #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f32>,
+    /// Nesterov momentum for sgd.
     #[arg(long)]
     nesterov: bool,
     /// Keras legacy decay: lr / (1 + decay * step).
     #[arg(long, allow_negative_numbers = true)]
     decay: Option<f32>,
+    /// L2 penalty on the weights (decoupled for adamw, whose default is 0.004; others 0).
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
     /// Early-stopping patience in epochs (0 disables early stopping).
@@ -62,8 +68,11 @@ pub struct TrainArgs {
     /// On-the-fly augmentation: rotation up to 10 degrees and shifts up to 10%.
     #[arg(long)]
     augment: bool,
+    /// Clip the gradients' global L2 norm to this value.
     #[arg(long, allow_negative_numbers = true)]
     clip_norm: Option<f32>,
+    /// Seed of the split, initial weights, shuffles and dropout (same seed and threads, same
+    /// result; default 42).
     #[arg(long)]
     seed: Option<u64>,
     /// Worker threads (default: all cores).

@@ -44,11 +44,11 @@ pub struct TuneArgs {
     /// Trials run in parallel in this process.
     #[arg(long)]
     jobs: Option<usize>,
-    /// auto, tpe, gp, random or grid.
-    #[arg(long)]
+    /// How trials' settings are chosen (default auto: random for the first, then TPE).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(modelsmith::search::sampler::SAMPLERS))]
     sampler: Option<String>,
-    /// none, median, asha or hyperband.
-    #[arg(long)]
+    /// How unpromising trials are stopped early.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(modelsmith::search::pruner::PRUNERS))]
     pruner: Option<String>,
     /// The sampler's seed (same seed and history, same proposals).
     #[arg(long)]

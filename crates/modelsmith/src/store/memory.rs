@@ -72,8 +72,9 @@ impl Storage for MemoryStorage {
             }
             return Ok(s.clone());
         }
+        // After the largest id, never a deleted study's (its trials keep their slots).
         let study = StudyRecord {
-            id: inner.studies.len() as i64 + 1,
+            id: inner.studies.iter().map(|s| s.id).max().unwrap_or(0) + 1,
             name: name.into(),
             direction,
             attrs,
@@ -85,6 +86,34 @@ impl Storage for MemoryStorage {
 
     fn get_study(&self, name: &str) -> StoreResult<Option<StudyRecord>> {
         Ok(self.lock().studies.iter().find(|s| s.name == name).cloned())
+    }
+
+    fn delete_study(&self, name: &str) -> StoreResult<usize> {
+        let mut inner = self.lock();
+        let study = inner
+            .studies
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| StoreError::NoStudy(name.into()))?;
+        let running = inner
+            .study_trials(study.id)
+            .filter(|t| t.state == TrialState::Running)
+            .count();
+        if running > 0 {
+            return Err(StoreError::StudyBusy {
+                name: name.into(),
+                running,
+            });
+        }
+        inner.studies.retain(|s| s.id != study.id);
+        // Trials stay in their slots (ids index them) but belong to no study (id 0).
+        let mut deleted = 0;
+        for (owner, _) in inner.trials.iter_mut().filter(|(s, _)| *s == study.id) {
+            *owner = 0;
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 
     fn list_studies(&self) -> StoreResult<Vec<StudySummary>> {

@@ -45,6 +45,9 @@ pub enum StoreError {
     TrialFinished(i64),
     #[error("no trial with id {0}")]
     NoTrial(i64),
+    /// A study cannot be deleted while workers run its trials.
+    #[error("study '{name}' has {running} running trial(s); stop its workers first (a killed worker's trials are failed on the next `tune`)")]
+    StudyBusy { name: String, running: usize },
     /// Anything else the backend reports (I/O, corruption, …).
     #[error("storage: {0}")]
     Backend(String),
@@ -55,7 +58,10 @@ impl StoreError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            StoreError::Open { .. } | StoreError::NoStudy(_) | StoreError::DirectionMismatch { .. }
+            StoreError::Open { .. }
+                | StoreError::NoStudy(_)
+                | StoreError::DirectionMismatch { .. }
+                | StoreError::StudyBusy { .. }
         )
     }
 }
@@ -107,6 +113,11 @@ pub trait Storage: Send + Sync {
     fn get_study(&self, name: &str) -> StoreResult<Option<StudyRecord>>;
 
     fn list_studies(&self) -> StoreResult<Vec<StudySummary>>;
+
+    /// Deletes the study called `name` with all its trials, in one transaction; returns how
+    /// many trials went. [`StoreError::NoStudy`] if there is none, [`StoreError::StudyBusy`]
+    /// while any of its trials is running.
+    fn delete_study(&self, name: &str) -> StoreResult<usize>;
 
     /// Claims work for `owner`, in one transaction: the oldest `Waiting` trial if there is one,
     /// otherwise a new trial with the next number — but only while the study has fewer than

@@ -800,6 +800,43 @@ impl Storage for PostgresStorage {
         self.call(|db| select_study(db, name))
     }
 
+    fn delete_study(&self, name: &str) -> StoreResult<usize> {
+        self.transaction(false, |db| {
+            let study = select_study(db, name)?
+                .ok_or_else(|| Fail::Store(StoreError::NoStudy(name.into())))?;
+            // Locks the study's row: no worker numbers a new trial of it meanwhile.
+            db.query("SELECT id FROM studies WHERE id = $1 FOR UPDATE", &[&study.id])?;
+            let running: i64 = db
+                .query(
+                    "SELECT COUNT(*) FROM trials WHERE study_id = $1 AND state = 'running'",
+                    &[&study.id],
+                )?
+                .first()
+                .map_or(0, |r| r.get(0));
+            if running > 0 {
+                return Err(Fail::Store(StoreError::StudyBusy {
+                    name: name.into(),
+                    running: running as usize,
+                }));
+            }
+            db.execute(
+                "DELETE FROM trial_params WHERE trial_id IN (SELECT id FROM trials WHERE study_id = $1)",
+                &[&study.id],
+            )?;
+            db.execute(
+                "DELETE FROM trial_values WHERE trial_id IN (SELECT id FROM trials WHERE study_id = $1)",
+                &[&study.id],
+            )?;
+            db.execute(
+                "DELETE FROM trial_attrs WHERE trial_id IN (SELECT id FROM trials WHERE study_id = $1)",
+                &[&study.id],
+            )?;
+            let deleted = db.execute("DELETE FROM trials WHERE study_id = $1", &[&study.id])?;
+            db.execute("DELETE FROM studies WHERE id = $1", &[&study.id])?;
+            Ok(deleted as usize)
+        })
+    }
+
     fn list_studies(&self) -> StoreResult<Vec<StudySummary>> {
         self.transaction(true, |db| {
             let mut summaries = Vec::new();

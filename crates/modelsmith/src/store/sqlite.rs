@@ -667,6 +667,36 @@ impl Storage for SqliteStorage {
         self.read(|conn| select_study(conn, name))
     }
 
+    fn delete_study(&self, name: &str) -> StoreResult<usize> {
+        self.write(|conn| {
+            let study = select_study(conn, name)?
+                .ok_or_else(|| Fail::Store(StoreError::NoStudy(name.into())))?;
+            let running: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM trials WHERE study_id = ?1 AND state = 'running'",
+                )?
+                .query_row([study.id], |r| r.get(0))?;
+            if running > 0 {
+                return Err(Fail::Store(StoreError::StudyBusy {
+                    name: name.into(),
+                    running: running as usize,
+                }));
+            }
+            for table in ["trial_params", "trial_values", "trial_attrs"] {
+                conn.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE trial_id IN \
+                         (SELECT id FROM trials WHERE study_id = ?1)"
+                    ),
+                    [study.id],
+                )?;
+            }
+            let deleted = conn.execute("DELETE FROM trials WHERE study_id = ?1", [study.id])?;
+            conn.execute("DELETE FROM studies WHERE id = ?1", [study.id])?;
+            Ok(deleted)
+        })
+    }
+
     fn list_studies(&self) -> StoreResult<Vec<StudySummary>> {
         self.read(|conn| {
             let mut summaries = Vec::new();

@@ -219,7 +219,8 @@ pub fn apply_params(
 
 /// `90`, `90s`, `10m`, `1h`, `1h30m`, `2.5h`.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let bad = || format!("cannot read duration '{text}' (examples: 90s, 10m, 1h30m)");
+    let bad =
+        || format!("cannot read duration '{text}' (examples: 90s, 10m, 10min, 1h30m, 2 hours)");
     let t = text.trim();
     if t.is_empty() {
         return Err(bad());
@@ -227,24 +228,30 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     if let Ok(secs) = t.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).map_err(|_| bad());
     }
-    let (mut total, mut number) = (0.0f64, String::new());
-    for c in t.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
+    // Pairs of a number and a unit word, spaces allowed between and around them.
+    let mut total = 0.0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
         }
-        let unit = match c {
-            's' => 1.0,
-            'm' => 60.0,
-            'h' => 3600.0,
-            'd' => 86400.0,
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = rest[digits..].trim_start();
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = match rest[..letters].to_ascii_lowercase().as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+            "d" | "day" | "days" => 86400.0,
             _ => return Err(bad()),
         };
-        total += number.parse::<f64>().map_err(|_| bad())? * unit;
-        number.clear();
-    }
-    if !number.is_empty() {
-        return Err(bad());
+        total += number * unit;
+        rest = rest[letters..].trim_start();
     }
     Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
@@ -258,9 +265,24 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert!(parse_duration("10 minutes").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("-5").is_err());
+        for (text, secs) in [
+            ("10min", 600),
+            ("10 minutes", 600),
+            ("1h 30m", 5400),
+            ("2 hours", 7200),
+            ("45sec", 45),
+            ("1d", 86400),
+            ("1.5h", 5400),
+        ] {
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_secs(secs),
+                "{text}"
+            );
+        }
+        for bad in ["m", "-5", "10 fortnights", "10m5", "h1", "", "1e999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
