@@ -418,15 +418,48 @@ fn trains_on_an_image_folder() {
     // seed and on the last bits of the convolution arithmetic (measured, seeds 1-5), so the
     // bar is "clearly learned", not a figure that rounding can flip.
     assert!(acc > 0.3, "test accuracy {acc} on 100 held-out digits");
-    let one = root.join(format!("digit{}", labels[0])).join("0.png");
-    let p = modelsmith(&[
-        "predict",
-        "--model",
-        out.to_str().unwrap(),
-        one.to_str().unwrap(),
-    ]);
+    // predict on 60 of the files: each answer names the folder of its own image more often
+    // than chance, and every answer is the class the library's Predictor ranks first.
+    let files: Vec<String> = (0..60)
+        .map(|i| {
+            root.join(format!("digit{}", labels[i]))
+                .join(format!("{i}.png"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["predict", "--model", out.to_str().unwrap(), "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let p = modelsmith(&args);
     assert!(p.status.success(), "{}", stderr(&p));
-    assert!(String::from_utf8_lossy(&p.stdout).contains("digit"));
+    let answers = json(&p);
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 60);
+    let mut predictor = modelsmith::predict::Predictor::load(&out).unwrap();
+    let mut right = 0;
+    for (i, (answer, file)) in answers.iter().zip(&files).enumerate() {
+        let class = answer["class"].as_str().unwrap();
+        let probs = predictor
+            .probabilities(&[&modelsmith::data::Preprocessing::load_image_file(
+                &predictor_preprocessing(&out),
+                file,
+            )
+            .unwrap()])
+            .unwrap()
+            .remove(0);
+        let best = (0..probs.len())
+            .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+            .unwrap();
+        assert_eq!(class, format!("digit{best}"), "{file}");
+        right += usize::from(class == format!("digit{}", labels[i]));
+    }
+    assert!(right > 18, "{right} of 60 right (chance: 6)");
+}
+
+fn predictor_preprocessing(model: &Path) -> modelsmith::data::Preprocessing {
+    let text = std::fs::read_to_string(model.join("model.json")).unwrap();
+    let meta: modelsmith::model::ModelMeta = serde_json::from_str(&text).unwrap();
+    meta.data.preprocessing
 }
 
 /// The first `n` test images (flattened) and labels, decoded independently of the library.

@@ -50,6 +50,82 @@ fn trained(dir: &Path) -> (PathBuf, PathBuf, LoadedData) {
     (model, png, data)
 }
 
+/// Starts the bundle's binary with the Dockerfile's ENTRYPOINT (the image's paths mapped into
+/// the bundle, the address onto a free loopback port), waits for readiness, posts the PNG to
+/// `/predict` and checks the answer against `modelsmith predict`'s (`expected`, its --json).
+fn serve_as_the_image_would(bundle: &Path, png: &Path, expected: &[u8]) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dockerfile = std::fs::read_to_string(bundle.join("Dockerfile")).unwrap();
+    let entrypoint = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ENTRYPOINT "))
+        .expect("an ENTRYPOINT");
+    let argv: Vec<String> = serde_json::from_str(entrypoint).unwrap();
+    assert_eq!(argv[..2], ["modelsmith", "serve"]);
+    let model_dir = bundle.join("model").display().to_string();
+    let args: Vec<String> = argv[1..]
+        .iter()
+        .map(|a| {
+            if a.starts_with("/models/") {
+                model_dir.clone()
+            } else if a.starts_with("0.0.0.0:") {
+                "127.0.0.1:0".to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let mut child = Command::new(bundle.join("bin/modelsmith"))
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in: {banner}"))
+        .to_string();
+    let request = |head: String, body: &[u8]| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let ready = request(
+        format!("GET /v2/health/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        b"",
+    );
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let image = std::fs::read(png).unwrap();
+    let answer = request(
+        format!(
+            "POST /predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: image/png\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            image.len()
+        ),
+        &image,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let predicted: serde_json::Value = serde_json::from_slice(expected).unwrap();
+    assert_eq!(body["predictions"][0]["class"], predicted[0]["class"]);
+    let (served, direct) = (
+        body["predictions"][0]["probability"].as_f64().unwrap(),
+        predicted[0]["probability"].as_f64().unwrap(),
+    );
+    assert!((served - direct).abs() < 1e-5, "{served} vs {direct}");
+}
+
 #[test]
 fn writes_a_bundle_whose_binary_serves_its_model_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,6 +205,7 @@ fn writes_a_bundle_whose_binary_serves_its_model_and_verifies() {
         "--json",
     ]);
     assert_eq!(predicted.stdout, original.stdout);
+    serve_as_the_image_would(&out, &png, &original.stdout);
 
     match Command::new("sha256sum")
         .args(["-c", "SHA256SUMS"])

@@ -2,8 +2,6 @@
 //! data, never waits for a writer that holds the write lock, cannot write, and never creates a
 //! store where there was none.
 
-use std::time::{Duration, Instant};
-
 use modelsmith::search::{current_owner, Direction, TrialState};
 use modelsmith::store::{self, SqliteStorage, Storage, StoreError};
 
@@ -37,7 +35,8 @@ fn a_reader_reads_committed_data_while_a_writer_holds_the_lock() {
          VALUES ('uncommitted', 'minimize', '{}', 0);",
     )
     .unwrap();
-    let started = Instant::now();
+    // A reader that needed the write lock would fail here with "database is locked": the
+    // writer keeps it until the end of the test.
     let names: Vec<String> = reader
         .list_studies()
         .unwrap()
@@ -45,11 +44,6 @@ fn a_reader_reads_committed_data_while_a_writer_holds_the_lock() {
         .map(|s| s.study.name)
         .collect();
     let trials = reader.trials(study.id).unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "the reader waited {:?} for the writer",
-        started.elapsed()
-    );
     assert_eq!(names, ["first"], "only committed data");
     assert_eq!(trials[0].intermediate.get(&0), Some(&0.5));
     assert_eq!(trials[0].state, TrialState::Running);

@@ -28,6 +28,25 @@ pub(crate) enum Level {
 static LEVEL: AtomicU8 = AtomicU8::new(0);
 
 fn detect() -> Level {
+    choose(
+        supported(),
+        std::env::var("MODELSMITH_SIMD").ok().as_deref(),
+    )
+}
+
+/// The level to use: the CPU's best, lowered to the `MODELSMITH_SIMD` cap if one is set (an
+/// unknown cap is no cap); never above what the CPU supports.
+fn choose(supported: Level, cap: Option<&str>) -> Level {
+    let cap = match cap {
+        Some("portable") => Level::Portable,
+        Some("avx2") => Level::Avx2,
+        _ => Level::Avx512,
+    };
+    supported.min(cap)
+}
+
+/// The best level this CPU supports.
+fn supported() -> Level {
     #[cfg(target_arch = "x86_64")]
     let best = if is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512vl")
@@ -44,12 +63,7 @@ fn detect() -> Level {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let best = Level::Portable;
-    let cap = match std::env::var("MODELSMITH_SIMD").as_deref() {
-        Ok("portable") => Level::Portable,
-        Ok("avx2") => Level::Avx2,
-        _ => Level::Avx512,
-    };
-    best.min(cap)
+    best
 }
 
 /// The level every [`simd_fn!`] uses in this process (detected on first use).
@@ -152,6 +166,28 @@ mod tests {
         for (i, v) in y.iter().enumerate() {
             assert_eq!(*v, 1.0 + 2.0 * i as f32);
         }
-        assert!(level() >= Level::Portable);
+    }
+
+    #[test]
+    fn the_level_is_capped_and_never_above_the_cpu() {
+        use Level::*;
+        for (cpu, cap, want) in [
+            (Avx512, None, Avx512),
+            (Avx512, Some("avx2"), Avx2),
+            (Avx512, Some("portable"), Portable),
+            (Avx2, None, Avx2),
+            (Avx2, Some("avx512"), Avx2),
+            (Portable, Some("avx2"), Portable),
+            (Avx512, Some("nonsense"), Avx512),
+        ] {
+            assert_eq!(choose(cpu, cap), want, "{cpu:?} capped by {cap:?}");
+        }
+        // This process's level is what its CPU and environment give.
+        let env = std::env::var("MODELSMITH_SIMD").ok();
+        assert_eq!(level(), choose(supported(), env.as_deref()));
+        #[cfg(target_arch = "x86_64")]
+        if level() == Avx512 {
+            assert!(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma"));
+        }
     }
 }

@@ -116,11 +116,17 @@ pub fn param_importance(data: &StudyData) -> Importance {
             .total_cmp(&a.importance)
             .then(b.error_increase.total_cmp(&a.error_increase))
     });
+    let note = (total <= 0.0).then(|| {
+        format!(
+            "no parameter measurably changes the value across these {} trials (shuffling none raises the forest's error); more trials may show one",
+            complete.len()
+        )
+    });
     Importance {
         method: METHOD,
         trials_used: complete.len(),
         params,
-        note: None,
+        note,
     }
 }
 
