@@ -1050,3 +1050,113 @@ async fn an_image_bomb_is_refused_without_decoding_it() {
     answer.assert_error(StatusCode::BAD_REQUEST, "cannot decode image");
     server.shutdown().await;
 }
+
+// ---------------------------------------------------------------- arbitrary bodies
+
+/// KServe JSON bodies near the valid form: shapes, datatypes, names and data of every kind,
+/// nested or flat, with huge and negative dimensions.
+fn infer_json() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let dim = prop_oneof![
+        Just(json!(1)),
+        Just(json!(28)),
+        Just(json!(-1)),
+        Just(json!(0)),
+        Just(json!(u64::MAX)),
+        Just(json!(1i64 << 40)),
+        Just(json!(1.5)),
+        Just(json!("28")),
+    ];
+    let data = prop_oneof![
+        proptest::collection::vec(any::<f32>().prop_map(|v| json!(v)), 0..20).prop_map(Value::from),
+        Just(json!([[0.1, 0.2], [0.3]])),
+        Just(json!([[[[]]]])),
+        Just(json!("pixels")),
+        Just(json!(null)),
+        Just(json!([1e300, -1e300])),
+    ];
+    let input = (
+        prop_oneof![Just("input"), Just("x")],
+        proptest::collection::vec(dim, 0..6),
+        prop_oneof![Just("FP32"), Just("UINT8"), Just("BYTES"), Just("fp32")],
+        data,
+    )
+        .prop_map(|(name, shape, datatype, data)| {
+            json!({"name": name, "shape": shape, "datatype": datatype, "data": data})
+        });
+    (
+        proptest::collection::vec(input, 0..3),
+        any::<bool>(),
+        "\\PC{0,12}",
+    )
+        .prop_map(|(inputs, outputs, garbage)| {
+            let mut body = json!({ "inputs": inputs });
+            if outputs {
+                body["outputs"] = json!([{"name": "probabilities"}, {"name": garbage}]);
+            }
+            let text = body.to_string();
+            // Some bodies are cut short or have junk appended.
+            match garbage.len() % 4 {
+                0 => text[..text.len() / 2].to_string(),
+                1 => format!("{text}{garbage}"),
+                _ => text,
+            }
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbitrary_infer_and_predict_bodies_get_an_answer_never_a_5xx() {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use tower::ServiceExt;
+    let server = Server::new(
+        &[ModelSource::from_dir(&fixture().model)],
+        &ServeOptions::default(),
+    )
+    .unwrap();
+    let router = server.router();
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(200);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    let result = tokio::task::spawn_blocking(move || {
+        runner.run(&(infer_json(), 0usize..3), |(body, route)| {
+            let (path, content_type) = [
+                ("/v2/models/digits/infer", "application/json"),
+                ("/v2/models/digits/versions/1/infer", "application/json"),
+                ("/predict", "application/json"),
+            ][route];
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(CONTENT_TYPE, content_type)
+                .body(axum::body::Body::from(body.clone()))
+                .unwrap();
+            let response = handle.block_on(router.clone().oneshot(request)).unwrap();
+            let status = response.status();
+            let bytes = handle
+                .block_on(response.into_body().collect())
+                .unwrap()
+                .to_bytes();
+            if status.is_server_error() {
+                return Err(TestCaseError::fail(format!("{status} for {body}")));
+            }
+            if !status.is_success() {
+                let v: Value = serde_json::from_slice(&bytes)
+                    .map_err(|_| TestCaseError::fail(format!("{status}: not JSON")))?;
+                if !v["error"].is_string() {
+                    return Err(TestCaseError::fail(format!("{status}: {v}")));
+                }
+            }
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    result.unwrap();
+}

@@ -129,13 +129,17 @@ fn is_gzip(bytes: &[u8]) -> bool {
     bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
 }
 
-/// The gzip trailer's ISIZE (uncompressed size mod 2^32): a capacity hint, capped at 1 GiB.
+/// The gzip trailer's ISIZE (uncompressed size mod 2^32): a capacity hint. The trailer is the
+/// file's word, so it is capped by what the compressed bytes can possibly inflate to (deflate
+/// expands at most 1032:1) and by 1 GiB: a forged trailer cannot reserve memory the data won't
+/// fill.
 fn isize_hint(bytes: &[u8]) -> usize {
     if bytes.len() < 18 {
         return 0;
     }
     let t = &bytes[bytes.len() - 4..];
-    (u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize).min(1 << 30)
+    let claimed = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
+    claimed.min(bytes.len().saturating_mul(1032)).min(1 << 30)
 }
 
 /// Parses and validates a whole IDX file's header and length; returns the dimensions and the
