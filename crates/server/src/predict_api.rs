@@ -123,7 +123,8 @@ pub async fn predict(
 
 /// The image body as one model input, preprocessed like `modelsmith predict` does for a file.
 /// Decoding runs on the blocking pool, never on the threads answering HTTP, and at most one
-/// image per core decodes at a time (each may take up to 64 MiB while decoding).
+/// image per core decodes at a time, each refused before decoding past what the model can use
+/// (`Preprocessing::max_decoded_pixels`).
 async fn decode_image(
     state: &AppState,
     model: &std::sync::Arc<ServedModel>,

@@ -229,7 +229,7 @@ impl Preprocessing {
                 message: format!("{source}: the model was trained on a table, not images"),
             });
         }
-        let img = decode_image_bytes(bytes, source)?;
+        let img = decode_image_bytes(bytes, source, self.max_decoded_pixels())?;
         Ok(self.image_to_input(&img))
     }
 
@@ -260,14 +260,31 @@ pub(crate) fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {
     })
 }
 
-/// Most bytes one image held in memory (an HTTP body) may decode to: a 4096x4096 RGBA image.
-/// A few hundred compressed bytes can claim any size; the decoder refuses before allocating.
-pub const MAX_DECODED_IMAGE_BYTES: u64 = 64 << 20;
+/// Pixels an image held in memory (an HTTP body) may have whatever the model: 2048 x 2048.
+pub const MIN_DECODED_PIXELS: u64 = 2048 * 2048;
 
-/// Decodes an image held in memory (format from the content), refusing one that would decode
-/// to more than [`MAX_DECODED_IMAGE_BYTES`] or be wider or taller than 8192 pixels.
-pub(crate) fn decode_image_bytes(bytes: &[u8], source: &str) -> Result<DynamicImage, DataError> {
-    const MAX_SIDE: u32 = 8192;
+impl Preprocessing {
+    /// The most pixels an image for this model may decode to: 16 times the model's input area
+    /// (a side 4 times the model's), and at least [`MIN_DECODED_PIXELS`]. A few hundred
+    /// compressed bytes can claim any size; larger images are refused before decoding, since
+    /// the model would shrink them to its own size anyway.
+    pub fn max_decoded_pixels(&self) -> u64 {
+        let area = match self {
+            Preprocessing::Image { height, width, .. } => (*height as u64) * (*width as u64),
+            Preprocessing::Table { .. } => 0,
+        };
+        area.saturating_mul(16).max(MIN_DECODED_PIXELS)
+    }
+}
+
+/// Decodes an image held in memory (format from the content), refusing, before it allocates
+/// the pixels, one whose decoded size passes `max_pixels` RGBA pixels (4 bytes each).
+pub(crate) fn decode_image_bytes(
+    bytes: &[u8],
+    source: &str,
+    max_pixels: u64,
+) -> Result<DynamicImage, DataError> {
+    const MAX_SIDE: u32 = 16384;
     let image_error = |message: String| DataError::Image {
         path: source.to_string(),
         message,
@@ -278,7 +295,7 @@ pub(crate) fn decode_image_bytes(bytes: &[u8], source: &str) -> Result<DynamicIm
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_IMAGE_BYTES);
+    limits.max_alloc = Some(max_pixels.saturating_mul(4));
     reader.limits(limits);
     reader.decode().map_err(|e| image_error(e.to_string()))
 }
@@ -346,6 +363,37 @@ mod tests {
         let from_bytes = pre.image_bytes_to_input(&bytes, "body").unwrap();
         assert_eq!(from_bytes.len(), 28 * 28);
         assert_eq!(from_bytes, pre.load_image_file(&path).unwrap());
+    }
+
+    #[test]
+    fn images_larger_than_the_model_can_use_are_refused_before_decoding() {
+        let pre = seed_preprocessing();
+        assert_eq!(pre.max_decoded_pixels(), MIN_DECODED_PIXELS);
+        let png = |side: u32| {
+            let mut out = std::io::Cursor::new(Vec::new());
+            image::GrayImage::new(side, side)
+                .write_to(&mut out, image::ImageFormat::Png)
+                .unwrap();
+            out.into_inner()
+        };
+        // 1024x1024 is within what a 28x28 model accepts; 8192x8192 (64 MiB) is not.
+        assert_eq!(
+            pre.image_bytes_to_input(&png(1024), "small").unwrap().len(),
+            28 * 28
+        );
+        let err = pre.image_bytes_to_input(&png(8192), "bomb").unwrap_err();
+        assert!(
+            err.to_string().starts_with("bomb: cannot decode image"),
+            "{err}"
+        );
+        // A larger model accepts larger images: 16 times its area.
+        let big = Preprocessing::Image {
+            height: 1024,
+            width: 1024,
+            channels: 3,
+            scale: 1.0,
+        };
+        assert_eq!(big.max_decoded_pixels(), 16 * 1024 * 1024);
     }
 
     #[test]
