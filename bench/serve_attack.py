@@ -5,7 +5,8 @@
 #   big-json   one /predict JSON request of 5,000 examples (--max-body-bytes 64 MiB)
 # During each attack a prober calls GET /v2/health/live every 50 ms and a client sends a
 # well-formed /predict every 100 ms. Prints, per attack: the server's peak RSS (VmHWM), the
-# liveness latency p50/p99/max and failures, and how many well-formed requests were answered.
+# liveness latency p50/p99/max and failures, how many well-formed requests were answered, and
+# how many of the attacker's connections the server closed (slowloris and idle reconnect them).
 #
 # Run: python3 bench/serve_attack.py [BINARY] [SECONDS_PER_ATTACK]
 #      (BINARY defaults to target/release/modelsmith; a digits model is trained first)
@@ -94,6 +95,9 @@ def measure(addr, stop, results):
     return threads
 
 
+CLOSED = [0]
+
+
 def slowloris(addr, stop, n=300):
     socks = []
     for _ in range(n):
@@ -109,6 +113,7 @@ def slowloris(addr, stop, n=300):
                 s.sendall(b"X-a: b\r\n")
             except OSError:
                 # Closed by the server: reconnect, as a real attacker would.
+                CLOSED[0] += 1
                 try:
                     socks[i] = socket.create_connection(addr, timeout=5)
                     socks[i].sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
@@ -133,6 +138,7 @@ def idle(addr, stop, n=150):
             s.setblocking(False)
             try:
                 if s.recv(1) == b"":
+                    CLOSED[0] += 1
                     s.close()
                     continue
             except BlockingIOError:
@@ -179,10 +185,11 @@ ATTACKS = [
     ("8 PNG bombs", bombs, [], None),
     ("5,000-example JSON", big_json, ["--max-body-bytes", str(64 << 20)], None),
 ]
-print(f"{'attack':<26} {'peak RSS':>9} {'live p50':>9} {'p99':>8} {'max':>8} {'live fail':>9} {'predict ok':>11}")
+print(f"{'attack':<26} {'peak RSS':>9} {'live p50':>9} {'p99':>8} {'max':>8} {'live fail':>9} {'predict ok':>11} {'closed':>7}")
 for name, attack, extra, ulimit in ATTACKS:
     proc, addr = start(extra, ulimit)
     stop = threading.Event()
+    CLOSED[0] = 0
     results = {"live": [], "predict": []}
     attacker = threading.Thread(target=attack, args=(addr, stop))
     attacker.start()
@@ -200,4 +207,4 @@ for name, attack, extra, ulimit in ATTACKS:
     pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
     ok = sum(results["predict"])
     print(f"{name:<26} {rss:>7.0f}MB {pct(0.5):>7.1f}ms {pct(0.99):>6.1f}ms {lat[-1] if lat else 0:>6.1f}ms"
-          f" {fails:>5}/{len(results['live']):<4} {ok:>5}/{len(results['predict'])}", flush=True)
+          f" {fails:>5}/{len(results['live']):<4} {ok:>5}/{len(results['predict']):<5} {CLOSED[0]:>7}", flush=True)
