@@ -233,8 +233,6 @@ pub fn run_auto(
 ) -> Result<AutoReport> {
     let started = Instant::now();
     config.validate()?;
-    // Taken before the search, so a second run into the same folder fails now, not at the end.
-    let _lock = crate::model::OutputLock::acquire(out)?;
     let num_classes = data.train.num_classes.max(data.test.num_classes);
     if num_classes < 2 {
         return Err(Error::Config(format!(
@@ -244,6 +242,9 @@ pub fn run_auto(
     }
     let input_shape = data.train.shape.clone();
     check_budget(config, data, &input_shape, num_classes)?;
+    // Taken once the input is known good (bad input writes nothing) and before the search, so a
+    // second run into the same folder fails now, not at the end.
+    let _lock = crate::model::OutputLock::acquire(out)?;
 
     let budget = config.time_budget.as_secs_f64();
     let search_budget = Duration::from_secs_f64(budget * (1.0 - config.final_share));
