@@ -8,6 +8,7 @@ pub mod arch;
 pub mod auto;
 pub mod data;
 pub mod deploy;
+mod digest;
 mod error;
 pub mod model;
 pub mod predict;

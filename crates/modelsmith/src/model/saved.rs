@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::weights::{load_weights, parse_weights, weights_to_bytes, write_atomic};
 use super::{build_network, ModelError, ModelSpec};
 use crate::data::DataInfo;
+use crate::digest::sha256_hex;
 
 /// Bumped when `model.json` changes incompatibly.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
@@ -58,14 +59,6 @@ pub fn save_model(dir: &Path, meta: &ModelMeta, net: &Network) -> Result<(), Mod
     write_atomic(&dir.join("weights.safetensors"), &weights)?;
     let json = serde_json::to_vec_pretty(&meta).expect("model metadata serializes");
     write_atomic(&dir.join("model.json"), &json)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl ModelMeta {
