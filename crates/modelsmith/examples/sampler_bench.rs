@@ -1,4 +1,4 @@
-//! Sampler quality and overhead, the peer of `../shared/bench/optuna_compare.py` and
+//! Sampler quality and overhead, the peer of `bench/optuna_functions.py` and
 //! `bench/optuna_overhead.py` (run both side by side with `bench/samplers_vs_optuna.sh`).
 //!
 //! ```sh

@@ -1,5 +1,5 @@
 //! Quality and speed check of the TPE sampler on the functions of
-//! `../shared/bench/optuna_compare.py` (global minimum 0).
+//! `bench/optuna_functions.py` (global minimum 0).
 //!
 //! `cargo run --release -p modelsmith --example tpe_check [TRIALS=60] [SEEDS=5]` prints the
 //! median best value per function; `... --example tpe_check speed` times one proposal with
