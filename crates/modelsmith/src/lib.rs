@@ -14,6 +14,7 @@ pub mod model;
 pub mod predict;
 pub mod report;
 pub mod search;
+mod size;
 pub mod store;
 pub mod train;
 pub mod tune;

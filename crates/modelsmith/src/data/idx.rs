@@ -222,8 +222,7 @@ pub(crate) const MAX_IDX_VALUES: u64 = 1 << 31;
 /// The number of values the dimensions describe, checked: a product past 2^64 or past
 /// [`MAX_IDX_VALUES`] is a damaged or hostile header, not a reason to allocate.
 fn element_count(dims: &[usize], name: &str) -> Result<u64, DataError> {
-    dims.iter()
-        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+    crate::size::checked_product(dims)
         .filter(|&n| n <= MAX_IDX_VALUES)
         .ok_or_else(|| DataError::IdxHeader {
             path: name.to_string(),

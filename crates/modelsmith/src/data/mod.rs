@@ -348,11 +348,7 @@ pub fn load_held_out(
             &info.preprocessing,
             &info.class_names,
         )?;
-        let report = EncodingReport {
-            examples: data.len(),
-            ..EncodingReport::default()
-        };
-        (data, report)
+        (data, EncodingReport::default())
     } else {
         let own_split = LoadOptions {
             test_data: None,
@@ -379,11 +375,7 @@ pub fn load_held_out(
         }
         let mut data = loaded.test;
         data.num_classes = info.class_names.len();
-        let report = EncodingReport {
-            examples: data.len(),
-            ..EncodingReport::default()
-        };
-        (data, report)
+        (data, EncodingReport::default())
     };
     if data.is_empty() {
         return Err(DataError::Empty {
@@ -391,6 +383,10 @@ pub fn load_held_out(
             message: "no examples to score".to_string(),
         });
     }
+    let report = EncodingReport {
+        examples: data.len(),
+        ..report
+    };
     Ok(HeldOut { data, report })
 }
 

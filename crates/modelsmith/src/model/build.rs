@@ -160,10 +160,7 @@ pub fn build_network(
             .push(name.clone(), engine_layer, &inputs)
             .map_err(|e| at(e.to_string()))?;
         let out_shape = &net.shapes()[current];
-        let values = out_shape
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
-        if values.is_none_or(|n| n > MAX_ACTIVATION_VALUES) {
+        if crate::size::checked_product(out_shape).is_none_or(|n| n > MAX_ACTIVATION_VALUES) {
             return Err(at(format!(
                 "outputs {out_shape:?} per example, more than the {MAX_ACTIVATION_VALUES} values a layer may produce"
             )));
@@ -195,10 +192,7 @@ pub const MAX_LAYER_PARAMS: u64 = 1 << 28;
 pub const MAX_ACTIVATION_VALUES: u64 = 1 << 28;
 
 fn bounded_params(factors: &[usize]) -> Result<(), String> {
-    let n = factors
-        .iter()
-        .try_fold(1u64, |n, &f| n.checked_mul(f as u64));
-    match n {
+    match crate::size::checked_product(factors) {
         Some(n) if n <= MAX_LAYER_PARAMS => Ok(()),
         _ => Err(format!(
             "its weights ({}) exceed the {MAX_LAYER_PARAMS} parameters a layer may have",

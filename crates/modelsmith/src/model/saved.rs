@@ -67,9 +67,7 @@ impl ModelMeta {
     /// or hostile file is one error line instead of a panic or a huge allocation later.
     pub fn validate(&self) -> Result<(), String> {
         let shape = &self.input_shape;
-        let values = shape
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        let values = crate::size::checked_product(shape)
             .filter(|_| !shape.is_empty() && shape.iter().all(|&d| d >= 1));
         match values {
             Some(n) if n <= MAX_INPUT_VALUES => {}

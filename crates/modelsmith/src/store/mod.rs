@@ -205,13 +205,17 @@ pub trait Storage: Send + Sync {
 /// hold studies (for reading studies: a typo in the path or database name should not create an
 /// empty store).
 pub fn open_existing(url: &str) -> StoreResult<Box<dyn Storage>> {
-    match StorageUrl::parse(url)? {
+    open_existing_parsed(url, StorageUrl::parse(url)?)
+}
+
+fn open_existing_parsed(url: &str, parsed: StorageUrl) -> StoreResult<Box<dyn Storage>> {
+    match parsed {
         StorageUrl::Postgres(pg) => Ok(Box::new(PostgresStorage::open_existing(pg.as_str())?)),
         StorageUrl::Sqlite(path) if !path.exists() => Err(StoreError::Open {
             url: url.into(),
             message: "no such file (studies are created by `modelsmith tune`)".into(),
         }),
-        _ => open(url),
+        other => open_parsed(other),
     }
 }
 
@@ -221,7 +225,7 @@ pub fn open_existing(url: &str) -> StoreResult<Box<dyn Storage>> {
 pub fn open_read_only(url: &str) -> StoreResult<Box<dyn Storage>> {
     match StorageUrl::parse(url)? {
         StorageUrl::Sqlite(path) => Ok(Box::new(SqliteStorage::open_read_only(&path)?)),
-        _ => open_existing(url),
+        other => open_existing_parsed(url, other),
     }
 }
 
@@ -229,7 +233,11 @@ pub fn open_read_only(url: &str) -> StoreResult<Box<dyn Storage>> {
 /// path ending in `.db`), `memory:`, `postgres://user[:password]@host[:port]/db[?sslmode=require]`
 /// (also `postgresql://`).
 pub fn open(url: &str) -> StoreResult<Box<dyn Storage>> {
-    Ok(match StorageUrl::parse(url)? {
+    open_parsed(StorageUrl::parse(url)?)
+}
+
+fn open_parsed(parsed: StorageUrl) -> StoreResult<Box<dyn Storage>> {
+    Ok(match parsed {
         StorageUrl::Postgres(pg) => Box::new(PostgresStorage::open(pg.as_str())?),
         StorageUrl::Sqlite(path) => Box::new(SqliteStorage::open(&path)?),
         StorageUrl::Memory => Box::new(MemoryStorage::new()),

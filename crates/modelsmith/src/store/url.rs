@@ -40,10 +40,8 @@ impl std::fmt::Debug for PostgresUrl {
 
 impl StorageUrl {
     pub fn parse(url: &str) -> StoreResult<StorageUrl> {
-        for scheme in ["postgres://", "postgresql://"] {
-            if let Some(after) = url.strip_prefix(scheme) {
-                return Ok(StorageUrl::Postgres(PostgresUrl::split(url, scheme, after)));
-            }
+        if let Some(pg) = PostgresUrl::parse(url) {
+            return Ok(StorageUrl::Postgres(pg));
         }
         if let Some(path) = url.strip_prefix("sqlite:") {
             // Optuna/SQLAlchemy: `sqlite:///rel.db` is relative, `sqlite:////abs.db` absolute.
@@ -74,12 +72,11 @@ impl StorageUrl {
 }
 
 impl PostgresUrl {
-    fn split(raw: &str, scheme: &str, after: &str) -> PostgresUrl {
-        let scheme = if scheme == "postgres://" {
-            "postgres://"
-        } else {
-            "postgresql://"
-        };
+    /// `None` unless the URL starts with `postgres://` or `postgresql://`.
+    fn parse(raw: &str) -> Option<PostgresUrl> {
+        let (scheme, after) = ["postgres://", "postgresql://"]
+            .into_iter()
+            .find_map(|scheme| raw.strip_prefix(scheme).map(|after| (scheme, after)))?;
         let (userinfo, rest) = match after.rfind('@') {
             Some(at) => {
                 let info = &after[..at];
@@ -91,12 +88,12 @@ impl PostgresUrl {
             }
             None => (None, after.to_string()),
         };
-        PostgresUrl {
+        Some(PostgresUrl {
             raw: raw.to_string(),
             scheme,
             userinfo,
             rest,
-        }
+        })
     }
 
     /// The URL as given, for the driver.
@@ -154,12 +151,7 @@ impl PostgresUrl {
 /// The URL as it may be shown: a PostgreSQL URL's password replaced by `***` by structure;
 /// other URLs unchanged. Everything that prints a storage URL uses this.
 pub fn redact_url(url: &str) -> String {
-    for scheme in ["postgres://", "postgresql://"] {
-        if let Some(after) = url.strip_prefix(scheme) {
-            return PostgresUrl::split(url, scheme, after).redacted();
-        }
-    }
-    url.to_string()
+    PostgresUrl::parse(url).map_or_else(|| url.to_string(), |pg| pg.redacted())
 }
 
 fn percent_decode(s: &str) -> String {
