@@ -2,6 +2,7 @@
 //! per epoch (kept in logs even when stderr is not a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
+use modelsmith::task::significant;
 use modelsmith::train::{EpochMetrics, StartInfo, TrainObserver};
 
 pub struct ProgressReporter {
@@ -55,13 +56,13 @@ impl TrainObserver for ProgressReporter {
         self.bar = Some(bar);
     }
 
-    fn on_batch(&mut self, batch: usize, loss: f32, accuracy: f32, images_per_second: f64) {
+    fn on_batch(&mut self, batch: usize, loss: f32, accuracy: Option<f32>, images_per_second: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(batch as u64);
             if batch.is_multiple_of(20) {
+                let acc = accuracy.map_or(String::new(), |a| format!(" acc {:.2}%", a * 100.0));
                 bar.set_message(format!(
-                    "loss {loss:.4} acc {:.2}% {images_per_second:.0} img/s",
-                    accuracy * 100.0
+                    "loss {loss:.4}{acc} {images_per_second:.0} examples/s"
                 ));
             }
         }
@@ -72,19 +73,26 @@ impl TrainObserver for ProgressReporter {
         if !self.enabled {
             return;
         }
-        let val = match (m.val_loss, m.val_accuracy) {
-            (Some(l), Some(a)) => format!("  val_loss {l:.4}  val_acc {:.2}%", a * 100.0),
-            _ => String::new(),
+        let val = match m.val_scores() {
+            Some(s) if s.accuracy.is_some() => format!(
+                "  val_loss {:.4}  val_acc {:.2}%",
+                s.loss,
+                s.accuracy.unwrap_or(f32::NAN) * 100.0
+            ),
+            Some(s) => format!(
+                "  val_loss {:.4}  val_rmse {}  val_r2 {:.4}",
+                s.loss,
+                significant(s.rmse.unwrap_or(f32::NAN)),
+                s.r2.unwrap_or(f32::NAN)
+            ),
+            None => String::new(),
         };
+        let acc = m
+            .accuracy
+            .map_or(String::new(), |a| format!("  acc {:.2}%", a * 100.0));
         self.say(&format!(
-            "epoch {:>3}  loss {:.4}  acc {:.2}%{val}  lr {:.3e}  batch {}  {:.1}s  {:.0} img/s",
-            m.epoch,
-            m.loss,
-            m.accuracy * 100.0,
-            m.lr,
-            m.batch_size,
-            m.seconds,
-            m.images_per_second
+            "epoch {:>3}  loss {:.4}{acc}{val}  lr {:.3e}  batch {}  {:.1}s  {:.0} examples/s",
+            m.epoch, m.loss, m.lr, m.batch_size, m.seconds, m.images_per_second
         ));
     }
 

@@ -46,7 +46,7 @@ fn auto_on_digits_saves_a_model_that_evaluates_to_the_printed_accuracy() {
     assert!(out.status.success(), "{err}");
     let report = json(&out);
     let final_model = &report["final_model"];
-    let test_accuracy = final_model["test_accuracy"].as_f64().unwrap();
+    let test_accuracy = final_model["test"]["accuracy"].as_f64().unwrap();
     assert!(test_accuracy > 0.85, "test accuracy {test_accuracy}");
     assert!(final_model["params"].as_u64().unwrap() <= 30_000);
     // A trial's epoch in progress finishes after the search's deadline: a loaded machine
@@ -156,7 +156,7 @@ fn bad_input_exits_2_with_one_line() {
             "--time-budget",
             "30s",
         ]),
-        "single class",
+        "single value `0` in all 60 rows",
     );
     assert!(!d.join("m").exists(), "nothing written on bad input");
 }

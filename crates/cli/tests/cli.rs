@@ -256,17 +256,34 @@ fn rejects_ragged_and_empty_csv() {
 }
 
 #[test]
-fn rejects_continuous_and_single_class_targets() {
+fn rejects_text_to_regress_and_single_valued_targets() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("prices.csv");
     std::fs::write(&csv, "a,price\n1,3\n2,4.5\n3,7\n4,3\n5,4\n").unwrap();
     let spec = format!("csv:{}", csv.display());
+    let out_dir = dir.path().join("m");
     let args = [
-        "train", "--data", &spec, "--target", "price", "--model", "mlp",
+        "train",
+        "--data",
+        &spec,
+        "--target",
+        "price",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
     ];
-    assert_bad_input(&modelsmith(&args), "prices.csv:3");
+    // Fractional prices are a regression now, said on one line.
+    let out = modelsmith(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("regression: `price` holds fractional numbers"));
+    let regress = [&args[..], &["--task", "regression"]].concat();
+    std::fs::write(&csv, "a,price\n1,3\n2,n/a-ish\n3,7\n4,3\n5,4\n").unwrap();
+    assert_bad_input(&modelsmith(&regress), "holds the text `n/a-ish`");
     std::fs::write(&csv, "a,price\n1,x\n2,x\n3,x\n4,x\n5,x\n").unwrap();
-    assert_bad_input(&modelsmith(&args), "single class");
+    assert_bad_input(&modelsmith(&args), "single value `x` in all 5 rows");
 }
 
 #[test]
@@ -440,7 +457,7 @@ fn trains_on_an_image_folder() {
     for (i, (answer, file)) in answers.iter().zip(&files).enumerate() {
         let class = answer["class"].as_str().unwrap();
         let probs = predictor
-            .probabilities(&[&modelsmith::data::Preprocessing::load_image_file(
+            .outputs(&[&modelsmith::data::Preprocessing::load_image_file(
                 &predictor_preprocessing(&out),
                 file,
             )

@@ -29,6 +29,7 @@ fn trained(dir: &Path) -> (PathBuf, PathBuf, LoadedData) {
         train: data.train.subset(&(0..1500).collect::<Vec<_>>()),
         test: data.test.subset(&(0..20).collect::<Vec<_>>()),
         info: data.info,
+        task_choice: None,
     };
     let model = dir.join("digits");
     let config = TrainConfig {

@@ -28,6 +28,7 @@ fn trained_model(dir: &Path) -> PathBuf {
         train: data.train.subset(&(0..300).collect::<Vec<_>>()),
         test: data.test.subset(&(0..50).collect::<Vec<_>>()),
         info: data.info,
+        task_choice: None,
     };
     let out = dir.join("digits");
     let config = TrainConfig {

@@ -1,5 +1,5 @@
 //! The Modelsmith engine: f32 tensors, layers with explicit forward and backward passes, the
-//! softmax cross-entropy loss and optimizer update kernels, over CPU kernels built on `gemm` and
+//! losses (softmax cross-entropy; squared, absolute and Huber) and optimizer update kernels, over CPU kernels built on `gemm` and
 //! `rayon`. It knows nothing about data sets, files, searches or HTTP.
 
 mod activation;
@@ -21,7 +21,10 @@ pub use layers::{
     ActivationLayer, Add, AvgPool2d, BatchNorm, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool,
     MaxPool2d,
 };
-pub use loss::{argmax_rows, count_correct, softmax, softmax_cross_entropy, softmax_rows};
+pub use loss::{
+    argmax_rows, count_correct, regression_loss, softmax, softmax_cross_entropy, softmax_rows,
+    RegressionLoss,
+};
 
 pub use error::EngineError;
 pub use layer::{Layer, LayerDesc, Mode, Param};

@@ -1,6 +1,8 @@
-//! Softmax cross-entropy, the softmax for inference, and an accuracy count.
+//! The losses: softmax cross-entropy for classes, and mean squared error, mean absolute error
+//! and Huber for continuous targets; the softmax for inference, and an accuracy count.
 //!
-//! Shapes: `logits [n, k]`, `labels [n]` (class indices `< k`), `dlogits [n, k]`.
+//! Shapes: `logits [n, k]`, `labels [n]` (class indices `< k`) or `targets [n * k]` (one value
+//! per output), `dlogits [n, k]`.
 
 use crate::Tensor;
 
@@ -46,6 +48,66 @@ pub fn softmax_cross_entropy(dlogits: &mut Tensor, logits: &Tensor, labels: &[u3
         drow[label] -= inv_n;
     }
     (total / n as f64) as f32
+}
+
+/// A loss on continuous targets. Each is the mean over every output of every example (Keras's
+/// `mean_squared_error`, `mean_absolute_error` and `Huber(delta)` reduced the same way).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RegressionLoss {
+    /// `(z - t)²`.
+    Squared,
+    /// `|z - t|`; its gradient at `z == t` is taken as 0.
+    Absolute,
+    /// `½(z - t)²` within `delta` of the target, `delta·(|z - t| - ½delta)` beyond: squared
+    /// near the target, absolute (robust to outliers) far from it.
+    Huber { delta: f32 },
+}
+
+/// Mean of `loss` over the `n * k` outputs; writes `dlogits` (overwriting, like
+/// [`softmax_cross_entropy`]). Panics if `targets` does not hold one value per output.
+pub fn regression_loss(
+    loss: RegressionLoss,
+    dlogits: &mut Tensor,
+    logits: &Tensor,
+    targets: &[f32],
+) -> f32 {
+    assert_eq!(
+        targets.len(),
+        logits.data.len(),
+        "regression_loss: {} targets for {} outputs",
+        targets.len(),
+        logits.data.len()
+    );
+    dlogits.resize(&logits.shape);
+    let count = logits.data.len();
+    if count == 0 {
+        return 0.0;
+    }
+    let inv = 1.0 / count as f32;
+    let mut total = 0f64;
+    for ((d, &z), &t) in dlogits.data.iter_mut().zip(&logits.data).zip(targets) {
+        let r = z - t;
+        let (value, slope) = match loss {
+            RegressionLoss::Squared => (r * r, 2.0 * r),
+            RegressionLoss::Absolute => (r.abs(), sign(r)),
+            RegressionLoss::Huber { delta } if r.abs() <= delta => (0.5 * r * r, r),
+            RegressionLoss::Huber { delta } => (delta * (r.abs() - 0.5 * delta), delta * sign(r)),
+        };
+        total += value as f64;
+        *d = slope * inv;
+    }
+    (total / count as f64) as f32
+}
+
+/// -1, 0 or 1 (0 at 0, unlike `f32::signum`).
+fn sign(r: f32) -> f32 {
+    if r > 0.0 {
+        1.0
+    } else if r < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
 }
 
 /// `out = softmax(logits)` row by row (`[n, k]`), numerically stable.
@@ -112,6 +174,24 @@ mod tests {
         let loss = softmax_cross_entropy(&mut d, &logits, &[1]);
         assert!((loss - 1000.0).abs() < 1e-3);
         assert!(d.data.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn regression_losses_by_hand() {
+        let z = Tensor::from_vec(&[2, 1], vec![3.0, -1.0]).unwrap();
+        let t = [1.0, -1.5];
+        let mut d = Tensor::default();
+        // residuals 2 and 0.5
+        let mse = regression_loss(RegressionLoss::Squared, &mut d, &z, &t);
+        assert!((mse - (4.0 + 0.25) / 2.0).abs() < 1e-6);
+        assert_eq!(d.data, vec![2.0, 0.5]);
+        let mae = regression_loss(RegressionLoss::Absolute, &mut d, &z, &t);
+        assert!((mae - 1.25).abs() < 1e-6);
+        assert_eq!(d.data, vec![0.5, 0.5]);
+        let huber = regression_loss(RegressionLoss::Huber { delta: 1.0 }, &mut d, &z, &t);
+        // 1·(2 - ½) and ½·0.25
+        assert!((huber - (1.5 + 0.125) / 2.0).abs() < 1e-6);
+        assert_eq!(d.data, vec![0.5, 0.25]);
     }
 
     #[test]

@@ -10,8 +10,9 @@
 
 use modelsmith_engine::rng::SplitMix64;
 use modelsmith_engine::{
-    softmax_cross_entropy, Activation, ActivationLayer, Add, AvgPool2d, BatchNorm, Conv2d, Dense,
-    Dropout, EngineError, Flatten, GlobalAvgPool, Layer, MaxPool2d, Mode, Padding, Param, Tensor,
+    regression_loss, softmax_cross_entropy, Activation, ActivationLayer, Add, AvgPool2d, BatchNorm,
+    Conv2d, Dense, Dropout, EngineError, Flatten, GlobalAvgPool, Layer, MaxPool2d, Mode, Padding,
+    Param, RegressionLoss, Tensor,
 };
 
 const EPS: f32 = 1e-3;
@@ -391,6 +392,38 @@ fn softmax_cross_entropy_gradient() {
         l
     })
     .unwrap();
+}
+
+#[test]
+fn regression_loss_gradients() {
+    let logits = random(&[5, 3], 12);
+    // Targets away from the outputs (so |z - t| stays clear of the kinks at 0 and ±delta that
+    // a finite difference straddling them would blur), some within Huber's delta, some beyond.
+    let targets: Vec<f32> = logits
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, z)| z + [0.3, -0.45, 1.7, -2.2, 0.8][i % 5])
+        .collect();
+    for loss in [
+        RegressionLoss::Squared,
+        RegressionLoss::Absolute,
+        RegressionLoss::Huber { delta: 1.0 },
+    ] {
+        let mut d = Tensor::default();
+        regression_loss(loss, &mut d, &logits, &targets);
+        let mut z = logits.clone();
+        let mut scratch = Tensor::default();
+        let idx: Vec<usize> = (0..z.len()).collect();
+        compare(&format!("{loss:?}"), &d.data, &idx, |i, d| {
+            let v = z.data[i];
+            z.data[i] = v + d;
+            let l = regression_loss(loss, &mut scratch, &z, &targets) as f64;
+            z.data[i] = v;
+            l
+        })
+        .unwrap();
+    }
 }
 
 /// A layer whose input gradient is 3% too large: the check must reject it.

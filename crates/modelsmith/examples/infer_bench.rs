@@ -10,7 +10,7 @@
 //! Per batch size: a warm-up of about a fifth of the measuring time, then calls on consecutive
 //! test images (wrapping around) for `--seconds`, each call timed. Prints one line per batch size:
 //! `engine=modelsmith batch=B calls=N images_per_s=… p50_ms=… p99_ms=…` (images/s = images run /
-//! total time of the calls). `--api into` times `Predictor::probabilities_into` (one flat batch,
+//! total time of the calls). `--api into` times `Predictor::outputs_into` (one flat batch,
 //! no allocation per call), `--api vec` the allocating `Predictor::probabilities` wrapper.
 //! `--dump FILE` writes the probabilities of the first 1,024 test digits (run at batch 32) as
 //! little-endian f32, for `bench/ort_infer.py --compare FILE`. `--layers` adds each layer's mean
@@ -110,13 +110,13 @@ impl Runner<'_> {
         match self.api {
             Api::Into => self
                 .predictor
-                .probabilities_into(&self.flat, out)
+                .outputs_into(&self.flat, out)
                 .expect("inputs have the model's size"),
             Api::Vec => {
                 let inputs: Vec<&[f32]> = self.flat.chunks_exact(self.len).collect();
                 let probs = self
                     .predictor
-                    .probabilities(&inputs)
+                    .outputs(&inputs)
                     .expect("inputs have the model's size");
                 for (o, p) in out.chunks_exact_mut(probs[0].len()).zip(&probs) {
                     o.copy_from_slice(p);
@@ -152,7 +152,7 @@ fn main() {
         .test;
     let len = predictor.input_len();
     assert_eq!(test.x.len() / test.len(), len, "model input vs digits");
-    let classes = predictor.meta.num_classes;
+    let classes = predictor.output_len();
     let max_batch = args.batches.iter().copied().max().unwrap_or(1).max(32);
     let mut out = vec![0f32; max_batch * classes];
     let mut runner = Runner {

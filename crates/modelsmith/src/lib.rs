@@ -2,7 +2,8 @@
 //!
 //! The library behind the `modelsmith` binary. [`data`] loads data sets, [`model`] describes
 //! architectures as data ([`model::ModelSpec`]) and saves trained models, [`train`] runs the
-//! training loop. The numeric work happens in the `modelsmith-engine` crate.
+//! training loop, and [`task`] says what a model predicts (classes or values) and what follows
+//! from that. The numeric work happens in the `modelsmith-engine` crate.
 
 pub mod arch;
 pub mod auto;
@@ -16,6 +17,7 @@ pub mod report;
 pub mod search;
 mod size;
 pub mod store;
+pub mod task;
 pub mod train;
 pub mod tune;
 

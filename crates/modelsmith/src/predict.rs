@@ -1,9 +1,10 @@
 //! Inference on new inputs: a loaded model plus its preprocessing. `modelsmith predict` and the
-//! inference server share this path.
+//! inference server share this path. What an output means is the model's task's: class
+//! probabilities, or values in the targets' units ([`crate::task::Task::decode_into`]).
 
 use std::path::Path;
 
-use modelsmith_engine::{softmax_rows, Mode, Network};
+use modelsmith_engine::{Mode, Network};
 use serde::Serialize;
 
 use crate::model::{load_model, ModelMeta};
@@ -12,7 +13,7 @@ use crate::{Error, Result};
 pub struct Predictor {
     pub meta: ModelMeta,
     net: Network,
-    /// The inputs of [`Predictor::probabilities`] laid end to end, reused between calls.
+    /// The inputs of [`Predictor::outputs`] laid end to end, reused between calls.
     batch_buf: Vec<f32>,
     /// The GPU copy of the network after [`Predictor::use_device`] chose one.
     #[cfg(feature = "cuda")]
@@ -27,14 +28,27 @@ struct GpuPredictor {
     logits: Vec<f32>,
 }
 
-/// One input's top classes.
+/// One input's answer: its top classes, or its predicted values.
 #[derive(Clone, Debug, Serialize)]
 pub struct Prediction {
     pub input: String,
-    pub class: String,
-    pub class_index: usize,
-    pub probability: f32,
-    pub top: Vec<(String, f32)>,
+    #[serde(flatten)]
+    pub answer: Answer,
+}
+
+/// What a model answers for one input, by task.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// The most probable class and the `k` most probable with their probabilities.
+    Class {
+        class: String,
+        class_index: usize,
+        probability: f32,
+        top: Vec<(String, f32)>,
+    },
+    /// Each target's predicted value, in its own units, by target name.
+    Values { values: Vec<(String, f32)> },
 }
 
 impl Predictor {
@@ -80,8 +94,14 @@ impl Predictor {
         self.meta.input_shape.iter().product()
     }
 
-    /// Class probabilities for each preprocessed input (`input_len()` values each).
-    pub fn probabilities(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    /// Values per answer: classes, or regression targets.
+    pub fn output_len(&self) -> usize {
+        self.meta.outputs
+    }
+
+    /// The answer for each preprocessed input (`input_len()` values each): class probabilities,
+    /// or values in the targets' units.
+    pub fn outputs(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let len = self.input_len();
         if let Some((i, bad)) = inputs.iter().enumerate().find(|(_, v)| v.len() != len) {
             return Err(Error::Config(format!(
@@ -94,19 +114,19 @@ impl Predictor {
         let mut batch = std::mem::take(&mut self.batch_buf);
         batch.clear();
         inputs.iter().for_each(|v| batch.extend_from_slice(v));
-        let classes = self.meta.num_classes;
+        let classes = self.output_len();
         let mut out = vec![0f32; inputs.len() * classes];
-        let result = self.probabilities_into(&batch, &mut out);
+        let result = self.outputs_into(&batch, &mut out);
         self.batch_buf = batch;
         result?;
         Ok(out.chunks(classes).map(<[f32]>::to_vec).collect())
     }
 
-    /// Class probabilities of a batch of preprocessed inputs laid end to end (`batch.len()` a
-    /// multiple of `input_len()`), written to `out` (`num_classes` values per input). Allocates
-    /// nothing once the network has seen a batch this large: the path for servers and loops.
-    pub fn probabilities_into(&mut self, batch: &[f32], out: &mut [f32]) -> Result<()> {
-        let (len, classes) = (self.input_len(), self.meta.num_classes);
+    /// The answers for a batch of preprocessed inputs laid end to end (`batch.len()` a multiple
+    /// of `input_len()`), written to `out` (`output_len()` values per input). Allocates nothing
+    /// once the network has seen a batch this large: the path for servers and loops.
+    pub fn outputs_into(&mut self, batch: &[f32], out: &mut [f32]) -> Result<()> {
+        let (len, classes) = (self.input_len(), self.output_len());
         if len == 0 || !batch.len().is_multiple_of(len) {
             return Err(Error::Config(format!(
                 "a batch of {} values is not a whole number of inputs of {len} values (shape {:?})",
@@ -117,7 +137,7 @@ impl Predictor {
         let n = batch.len() / len;
         if out.len() != n * classes {
             return Err(Error::Config(format!(
-                "output buffer holds {} values, {n} inputs of {classes} classes need {}",
+                "output buffer holds {} values, {n} inputs of {classes} outputs need {}",
                 out.len(),
                 n * classes
             )));
@@ -135,11 +155,11 @@ impl Predictor {
                 .and_then(|()| net.forward(Mode::Eval))
                 .and_then(|()| net.output_into(&mut gpu.logits))
                 .map_err(|e| Error::Config(format!("GPU inference: {e}")))?;
-            softmax_rows(out, &gpu.logits, classes);
+            self.meta.data.task.decode_into(out, &gpu.logits);
             return Ok(());
         }
         let logits = self.net.forward_slice(batch, n, Mode::Eval);
-        softmax_rows(out, &logits.data, classes);
+        self.meta.data.task.decode_into(out, &logits.data);
         Ok(())
     }
 
@@ -167,33 +187,45 @@ impl Predictor {
         Ok(out)
     }
 
-    /// Top-`k` predictions for labelled inputs.
+    /// Predictions for labelled inputs (the top `k` classes, or the values).
     pub fn predict(&mut self, inputs: &[(String, Vec<f32>)], k: usize) -> Result<Vec<Prediction>> {
         let values: Vec<&[f32]> = inputs.iter().map(|(_, v)| v.as_slice()).collect();
-        let probs = self.probabilities(&values)?;
+        let outputs = self.outputs(&values)?;
         Ok(inputs
             .iter()
-            .zip(probs)
-            .map(|((label, _), p)| top_k(&self.meta, label, &p, k))
+            .zip(outputs)
+            .map(|((label, _), o)| Prediction {
+                input: label.clone(),
+                answer: answer(&self.meta, &o, k),
+            })
             .collect())
     }
 }
 
-/// The `k` most probable classes (at least one) of one input's class probabilities, named by the
-/// model's class names. The server ranks probabilities computed in batches with this too.
-pub fn top_k(meta: &ModelMeta, label: &str, probabilities: &[f32], k: usize) -> Prediction {
-    let p = probabilities;
+/// One input's answer from its outputs: the `k` most probable classes (at least one), named by
+/// the model's class names; or each target's value. The server answers through this too.
+pub fn answer(meta: &ModelMeta, outputs: &[f32], k: usize) -> Answer {
+    let task = &meta.data.task;
+    if task.is_regression() {
+        return Answer::Values {
+            values: task
+                .targets()
+                .iter()
+                .zip(outputs)
+                .map(|(t, &v)| (t.name.clone(), v))
+                .collect(),
+        };
+    }
+    let p = outputs;
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
     let name = |i: usize| {
-        meta.data
-            .class_names
+        task.class_names()
             .get(i)
             .cloned()
             .unwrap_or_else(|| i.to_string())
     };
-    Prediction {
-        input: label.to_string(),
+    Answer::Class {
         class: name(order[0]),
         class_index: order[0],
         probability: p[order[0]],

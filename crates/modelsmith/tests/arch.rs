@@ -16,7 +16,7 @@ use modelsmith::arch::{
 };
 use modelsmith::arch::{propose, EvolutionConfig};
 use modelsmith::data::{load, Dataset, LoadOptions, LoadedData};
-use modelsmith::model::{build_network, ActivationSpec, NamedTensors};
+use modelsmith::model::{build_network, ActivationSpec, NamedTensors, OutputLayer};
 use modelsmith::search::{
     Direction, OptimizeOptions, Study, StudyOptions, Trial, TrialError, TrialState,
 };
@@ -28,7 +28,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 const DIGITS: [usize; 3] = [28, 28, 1];
-const CLASSES: usize = 10;
+/// The digits' ten classes, as the model's output layer.
+const HEAD: OutputLayer = OutputLayer {
+    outputs: 10,
+    activation: ActivationSpec::Softmax,
+};
 
 fn conv(kernel: usize, filters: usize, batch_norm: bool) -> ConvParams {
     ConvParams {
@@ -136,8 +140,8 @@ fn batch_tensor(set: &Dataset, indices: &[usize]) -> (Tensor, Vec<u32>) {
 /// Builds `genome` and trains it with Adam for `steps` batches of 32, so weights, biases and
 /// batch-norm statistics are all far from their initial values.
 fn trained(genome: &Genome, data: &Digits, steps: usize) -> (Network, f32) {
-    let spec = genome.to_spec(&DIGITS, CLASSES);
-    let mut net = build_network(&spec, &DIGITS, CLASSES, 7).unwrap();
+    let spec = genome.to_spec(&DIGITS, HEAD);
+    let mut net = build_network(&spec, &DIGITS, HEAD.outputs, 7).unwrap();
     let mut optimizer = Optimizer::new(OptimizerConfig::adam());
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(1));
@@ -174,8 +178,8 @@ fn morph_difference(
         .unwrap_or_else(|e| panic!("{morph:?}: {e}"));
     assert_eq!(child.genome, morph.genome(parent, &DIGITS).unwrap());
     assert_ne!(&child.genome, parent);
-    let spec = child.genome.to_spec(&DIGITS, CLASSES);
-    let mut net = build_network(&spec, &DIGITS, CLASSES, 99).unwrap();
+    let spec = child.genome.to_spec(&DIGITS, HEAD);
+    let mut net = build_network(&spec, &DIGITS, HEAD.outputs, 99).unwrap();
     let report = inherit(&mut net, &child.weights);
     assert!(
         report.fresh.is_empty(),
@@ -186,7 +190,7 @@ fn morph_difference(
     eprintln!("{morph:?}: largest output change {diff:e}");
     // Control: the same child inheriting by name alone (new units and layers fresh) does
     // change the outputs, so the bound above measures the morph, not a blind spot.
-    let mut naive = build_network(&spec, &DIGITS, CLASSES, 99).unwrap();
+    let mut naive = build_network(&spec, &DIGITS, HEAD.outputs, 99).unwrap();
     inherit(&mut naive, weights);
     let control = largest_difference(&test_logits(&mut naive, data), expected);
     assert!(
@@ -451,7 +455,8 @@ fn morphs_refuse_sites_that_would_change_the_function() {
 #[test]
 fn inherit_copies_exactly_the_matching_tensors() {
     let parent = mixed_cnn();
-    let parent_net = build_network(&parent.to_spec(&DIGITS, CLASSES), &DIGITS, CLASSES, 1).unwrap();
+    let parent_net =
+        build_network(&parent.to_spec(&DIGITS, HEAD), &DIGITS, HEAD.outputs, 1).unwrap();
     let parent_weights = network_tensors(&parent_net);
     // Child: block 2's kernel 3 -> 5 (its weight changes shape, its bias does not), block 0
     // deleted (so block 2 reads the image's single channel), and a new conv block 9 at the end.
@@ -464,10 +469,10 @@ fn inherit_copies_exactly_the_matching_tensors() {
         g.blocks.push(block(9, BlockOp::Conv(conv(3, 16, true))));
         g.next_id = 10;
     }
-    let spec = child.to_spec(&DIGITS, CLASSES);
-    let fresh_net = build_network(&spec, &DIGITS, CLASSES, 2).unwrap();
+    let spec = child.to_spec(&DIGITS, HEAD);
+    let fresh_net = build_network(&spec, &DIGITS, HEAD.outputs, 2).unwrap();
     let fresh_weights = network_tensors(&fresh_net);
-    let mut net = build_network(&spec, &DIGITS, CLASSES, 2).unwrap();
+    let mut net = build_network(&spec, &DIGITS, HEAD.outputs, 2).unwrap();
     let report = inherit(&mut net, &parent_weights);
     let got = network_tensors(&net);
     for (name, (shape, values)) in &got {
@@ -498,9 +503,9 @@ fn inherit_copies_exactly_the_matching_tensors() {
 /// Every genome the tests see must build, respect the limits, and survive JSON.
 fn assert_valid(genome: &Genome, limits: &SpaceLimits, shape: &[usize], context: &str) {
     let cost = limits
-        .admit(genome, shape, CLASSES)
+        .admit(genome, shape, HEAD)
         .unwrap_or_else(|e| panic!("{context}: {e}\n{genome:?}"));
-    let net = build_network(&genome.to_spec(shape, CLASSES), shape, CLASSES, 0)
+    let net = build_network(&genome.to_spec(shape, HEAD), shape, HEAD.outputs, 0)
         .unwrap_or_else(|e| panic!("{context}: {e}"));
     assert_eq!(net.param_count(), cost.params);
     assert!(cost.params <= limits.max_params && cost.flops <= limits.max_flops);
@@ -520,10 +525,10 @@ fn every_mutation_yields_a_valid_genome_for_many_seeds() {
     for (shape, seeds) in [(&DIGITS[..], 0..30u64), (&[20usize][..], 0..15u64)] {
         for seed in seeds {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let (genome, _) = limits.sample(shape, CLASSES, &mut rng, 200).unwrap();
+            let (genome, _) = limits.sample(shape, HEAD, &mut rng, 200).unwrap();
             assert_valid(&genome, &limits, shape, &format!("seed {seed} sample"));
             for &kind in MUTATIONS {
-                match mutate(&genome, kind, &limits, shape, CLASSES, &mut rng) {
+                match mutate(&genome, kind, &limits, shape, HEAD, &mut rng) {
                     Ok(m) => {
                         assert_eq!(m.change.kind, kind);
                         assert_ne!(m.genome, genome, "{kind} changed nothing");
@@ -539,7 +544,7 @@ fn every_mutation_yields_a_valid_genome_for_many_seeds() {
             // A lineage: each child is the next parent.
             let mut current = genome;
             for step in 0..8 {
-                let m = mutate_random(&current, &limits, shape, CLASSES, &mut rng, 50)
+                let m = mutate_random(&current, &limits, shape, HEAD, &mut rng, 50)
                     .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
                 assert_valid(
                     &m.genome,
@@ -564,7 +569,7 @@ fn sampling_is_deterministic_per_seed() {
     let limits = SpaceLimits::default();
     let draw = |seed| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        limits.sample(&DIGITS, CLASSES, &mut rng, 200).unwrap().0
+        limits.sample(&DIGITS, HEAD, &mut rng, 200).unwrap().0
     };
     assert_eq!(draw(3), draw(3));
     assert_ne!(draw(3), draw(4));
@@ -634,7 +639,7 @@ fn bad_limits_are_rejected_naming_the_field() {
         assert!(!message.contains('\n'));
         // Sampling checks the limits first.
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        assert!(limits.sample(&DIGITS, CLASSES, &mut rng, 5).is_err());
+        assert!(limits.sample(&DIGITS, HEAD, &mut rng, 5).is_err());
     }
     // Unknown fields in a limits file are an error, not silently ignored.
     let err = toml::from_str::<SpaceLimits>("max_filter = 64").unwrap_err();
@@ -673,7 +678,7 @@ fn genomes_outside_the_limits_are_rejected_naming_the_value() {
         ),
     ];
     for (genome, expected) in cases {
-        let err = limits.admit(&genome, &DIGITS, CLASSES).unwrap_err();
+        let err = limits.admit(&genome, &DIGITS, HEAD).unwrap_err();
         assert!(err.to_string().contains(expected), "{err}");
     }
     // Constraints are measured on the built network.
@@ -681,7 +686,7 @@ fn genomes_outside_the_limits_are_rejected_naming_the_value() {
         max_params: 1_000,
         ..SpaceLimits::default()
     };
-    let err = tight.admit(&gap_cnn(), &DIGITS, CLASSES).unwrap_err();
+    let err = tight.admit(&gap_cnn(), &DIGITS, HEAD).unwrap_err();
     assert!(matches!(err, ArchError::TooLarge(_)), "{err}");
     assert!(
         err.to_string().contains("exceed max_params (1000)"),
@@ -691,7 +696,7 @@ fn genomes_outside_the_limits_are_rejected_naming_the_value() {
         max_flops: 100_000,
         ..SpaceLimits::default()
     };
-    let err = tight.admit(&gap_cnn(), &DIGITS, CLASSES).unwrap_err();
+    let err = tight.admit(&gap_cnn(), &DIGITS, HEAD).unwrap_err();
     assert!(
         err.to_string().contains("exceed max_flops (100000)"),
         "{err}"
@@ -710,7 +715,7 @@ fn genomes_outside_the_limits_are_rejected_naming_the_value() {
         }
         g.next_id = 8;
     }
-    let err = limits.admit(&pooled, &DIGITS, CLASSES).unwrap_err();
+    let err = limits.admit(&pooled, &DIGITS, HEAD).unwrap_err();
     assert!(matches!(err, ArchError::Build(_)), "{err}");
     assert!(err.to_string().contains("'b6_pool'"), "{err}");
     // Duplicate ids would make inheritance by name mix layers up.
@@ -718,13 +723,13 @@ fn genomes_outside_the_limits_are_rejected_naming_the_value() {
     if let Genome::Image(g) = &mut duplicate {
         g.blocks[1].id = 0;
     }
-    let err = limits.admit(&duplicate, &DIGITS, CLASSES).unwrap_err();
+    let err = limits.admit(&duplicate, &DIGITS, HEAD).unwrap_err();
     assert!(err.to_string().contains("id 0 is used twice"), "{err}");
 }
 
 #[test]
 fn spec_names_follow_the_ids() {
-    let spec = mixed_cnn().to_spec(&DIGITS, CLASSES);
+    let spec = mixed_cnn().to_spec(&DIGITS, HEAD);
     let names: Vec<&str> = spec
         .layers
         .iter()
@@ -779,6 +784,7 @@ fn aging_evolution_mutates_tournament_winners_and_resumes_from_storage() {
         train: all.train.subset(&(0..600).collect::<Vec<_>>()),
         test: all.test.subset(&(0..50).collect::<Vec<_>>()),
         info: all.info,
+        task_choice: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let config = EvolutionConfig {
@@ -810,11 +816,11 @@ fn aging_evolution_mutates_tournament_winners_and_resumes_from_storage() {
             SEED,
             number,
             &DIGITS,
-            CLASSES,
+            HEAD,
         )?;
         proposal.record(trial)?;
         let spec = dir.path().join(format!("trial-{number}.json"));
-        let json = serde_json::to_string(&proposal.genome.to_spec(&DIGITS, CLASSES)).unwrap();
+        let json = serde_json::to_string(&proposal.genome.to_spec(&DIGITS, HEAD)).unwrap();
         std::fs::write(&spec, json).unwrap();
         let train = TrainConfig {
             model: spec.display().to_string(),
@@ -859,7 +865,7 @@ fn aging_evolution_mutates_tournament_winners_and_resumes_from_storage() {
     );
     for t in &trials {
         let genome: Genome = serde_json::from_value(t.attrs[GENOME_ATTR].clone()).unwrap();
-        config.limits.admit(&genome, &DIGITS, CLASSES).unwrap();
+        config.limits.admit(&genome, &DIGITS, HEAD).unwrap();
         // Proposals depend only on storage: re-proposing from the trials before this one
         // gives the stored genome.
         let before = &trials[..t.number as usize];
@@ -870,7 +876,7 @@ fn aging_evolution_mutates_tournament_winners_and_resumes_from_storage() {
             SEED,
             t.number,
             &DIGITS,
-            CLASSES,
+            HEAD,
         )
         .unwrap();
         assert_eq!(again.genome, genome, "trial {}", t.number);
@@ -907,7 +913,7 @@ fn evolution_config_is_checked() {
         tournament: 5,
         ..EvolutionConfig::default()
     };
-    let err = propose(&bad, &[], Direction::Minimize, 0, 0, &DIGITS, CLASSES).unwrap_err();
+    let err = propose(&bad, &[], Direction::Minimize, 0, 0, &DIGITS, HEAD).unwrap_err();
     assert!(
         err.to_string()
             .contains("tournament (5) must be between 1 and population (3)"),

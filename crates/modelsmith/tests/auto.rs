@@ -20,17 +20,21 @@ use modelsmith::auto::{
     pareto_front, run_auto, Artifacts, AutoConfig, NoAutoObserver, INFEASIBLE_ATTR, START_ATTR,
 };
 use modelsmith::data::{load, LoadOptions, LoadedData};
-use modelsmith::model::{read_weights_file, ActivationSpec};
+use modelsmith::model::{read_weights_file, ActivationSpec, OutputLayer};
 use modelsmith::search::{
     Direction, OptimizeOptions, Study, StudyOptions, Trial, TrialError, TrialState,
 };
 use modelsmith::store::{MemoryStorage, SqliteStorage, Storage};
+use modelsmith::task::Loss;
 use modelsmith::train::{evaluate, train_with, Silent, TrainConfig, TrainOptions};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 const DIGITS: [usize; 3] = [28, 28, 1];
-const CLASSES: usize = 10;
+const CLASSES: OutputLayer = OutputLayer {
+    outputs: 10,
+    activation: ActivationSpec::Softmax,
+};
 
 fn small_digits(train: usize, test: usize) -> LoadedData {
     let all = load("digits", &LoadOptions::default()).unwrap();
@@ -38,6 +42,7 @@ fn small_digits(train: usize, test: usize) -> LoadedData {
         train: all.train.subset(&(0..train).collect::<Vec<_>>()),
         test: all.test.subset(&(0..test).collect::<Vec<_>>()),
         info: all.info,
+        task_choice: None,
     }
 }
 
@@ -364,26 +369,32 @@ fn auto_searches_resumes_from_sqlite_with_weights_and_exports() {
 
     // The front: no point dominates another, and it starts at the best accuracy (a tie with
     // fewer params or lower latency may have pushed the best trial itself off it).
-    let front = pareto_front(&trials);
+    let front = pareto_front(&trials, Direction::Maximize);
     assert!(!front.is_empty());
     for p in &front {
-        assert!(!front.iter().any(|q| q.dominates(p)));
+        assert!(!front.iter().any(|q| q.dominates(p, Direction::Maximize)));
     }
     let best = best_evaluated(&trials, Direction::Maximize).unwrap();
-    assert_eq!(front[0].val_accuracy, best.1);
+    assert_eq!(front[0].value, best.1);
 
     // The saved model evaluates to the reported test accuracy; the ONNX file is there.
     let f = &second.final_model;
     assert_eq!(f.trial, best.0);
     assert!(f.onnx.exists() && std::fs::metadata(&f.onnx).unwrap().len() > 1000);
     let (_, mut net) = modelsmith::model::load_model(&out).unwrap();
-    let (_, acc) = evaluate(&mut net, &data.test);
+    let acc = evaluate(&mut net, &data.test, &data.info.task, Loss::CrossEntropy)
+        .accuracy
+        .unwrap();
     assert!(
-        (acc - f.test_accuracy).abs() < 1e-6,
+        (acc - f.test.accuracy.unwrap()).abs() < 1e-6,
         "{acc} vs {}",
-        f.test_accuracy
+        f.test.accuracy.unwrap()
     );
-    assert!(f.test_accuracy > 0.8, "{}", f.test_accuracy);
+    assert!(
+        f.test.accuracy.unwrap() > 0.8,
+        "{}",
+        f.test.accuracy.unwrap()
+    );
 }
 
 #[test]
@@ -480,15 +491,17 @@ fn with_no_time_left_the_best_trial_is_saved_as_trained() {
     assert_eq!(f.epochs, 0, "{f:?}");
     assert!(f.start.contains("as trained"), "{}", f.start);
     let (meta, mut net) = modelsmith::model::load_model(&out).unwrap();
-    let (_, acc) = evaluate(&mut net, &data.test);
+    let acc = evaluate(&mut net, &data.test, &data.info.task, Loss::CrossEntropy)
+        .accuracy
+        .unwrap();
     assert!(
-        (acc - f.test_accuracy).abs() < 1e-6,
+        (acc - f.test.accuracy.unwrap()).abs() < 1e-6,
         "{acc} vs {}",
-        f.test_accuracy
+        f.test.accuracy.unwrap()
     );
     assert_eq!(
         meta.metrics["test_accuracy"].as_f64().unwrap() as f32,
-        f.test_accuracy
+        f.test.accuracy.unwrap()
     );
     assert!(f.onnx.exists());
 }
@@ -553,9 +566,9 @@ fn auto_searches_mlps_on_a_table() {
         report.final_model.architecture
     );
     assert!(
-        report.final_model.test_accuracy > 0.6,
+        report.final_model.test.accuracy.unwrap() > 0.6,
         "test accuracy {}",
-        report.final_model.test_accuracy
+        report.final_model.test.accuracy.unwrap()
     );
     assert!(report.total_seconds < 6.0 + 3.0, "{}", report.total_seconds);
 }

@@ -91,8 +91,8 @@ fn digits_load_from_the_embedded_files() {
     }
     assert_eq!(d.test.class_counts(), vec![200; 10]);
     assert!(d.train.x.contains(&1.0), "white pixels scale to 1");
-    assert_eq!(d.info.class_names.len(), 10);
-    assert_eq!(d.info.class_names[3], "3");
+    assert_eq!(d.info.class_names().len(), 10);
+    assert_eq!(d.info.class_names()[3], "3");
     assert_eq!(
         d.info.preprocessing,
         Preprocessing::Image {
@@ -116,7 +116,7 @@ fn fashion_mnist_loads_where_installed() {
     assert_eq!(d.train.shape, vec![28, 28, 1]);
     assert_eq!(d.train.num_classes, 10);
     assert_eq!(d.test.class_counts(), vec![1000; 10]);
-    assert_eq!(d.info.class_names[9], "Ankle boot");
+    assert_eq!(d.info.class_names()[9], "Ankle boot");
 }
 
 #[test]
@@ -331,7 +331,7 @@ fn csv_numeric_categorical_and_string_target() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_file(dir.path(), "t.csv", TABLE);
     let d = load(&format!("csv:{}", p.display()), &csv_opts("kind")).unwrap();
-    assert_eq!(d.info.class_names, vec!["apple", "pear", "plum"]);
+    assert_eq!(d.info.class_names(), vec!["apple", "pear", "plum"]);
     assert_eq!(d.train.len() + d.test.len(), 8);
     assert_eq!(d.test.len(), 2);
     // size (1) + color one-hot (vocabulary seen in train) + weight (1)
@@ -367,7 +367,7 @@ fn csv_integer_targets_sort_numerically() {
     let text = "a,label\n1,10\n2,9\n3,10\n4,9\n5,100\n6,100\n";
     let p = write_file(dir.path(), "t.csv", text);
     let d = load(&format!("csv:{}", p.display()), &csv_opts("label")).unwrap();
-    assert_eq!(d.info.class_names, vec!["9", "10", "100"]);
+    assert_eq!(d.info.class_names(), vec!["9", "10", "100"]);
 }
 
 #[test]
@@ -550,7 +550,7 @@ fn images_folder_with_two_classes() {
         ..LoadOptions::default()
     };
     let d = load(&spec, &opts).unwrap();
-    assert_eq!(d.info.class_names, vec!["cat", "dog"]);
+    assert_eq!(d.info.class_names(), vec!["cat", "dog"]);
     assert_eq!(d.train.shape, vec![4, 6, 1]);
     assert_eq!(d.train.len() + d.test.len(), 12);
     assert_eq!(d.test.len(), 4);
@@ -614,6 +614,7 @@ fn toy(n: usize, classes: u32) -> Dataset {
     Dataset {
         x: (0..n * 2).map(|v| v as f32).collect(),
         y: (0..n as u32).map(|i| i % classes).collect(),
+        values: Vec::new(),
         shape: vec![2],
         num_classes: classes as usize,
     }
@@ -661,6 +662,27 @@ fn subset_gather_concat() {
     let e = d.concat(&other).unwrap_err();
     assert!(matches!(e, DataError::Incompatible { .. }));
     assert!(Dataset::empty(vec![2], 2).is_empty());
+}
+
+#[test]
+fn regression_targets_follow_their_examples() {
+    // Two targets per example: subset, gather_values and concat keep them with their rows.
+    let d = Dataset {
+        values: (0..10).map(|v| v as f32 * 0.5).collect(),
+        ..toy(5, 2)
+    };
+    assert_eq!(d.values_per_example(), 2);
+    let s = d.subset(&[4, 0]);
+    assert_eq!(s.values, vec![4.0, 4.5, 0.0, 0.5]);
+    let mut v = vec![9.0; 3];
+    d.gather_values(&[2], &mut v);
+    assert_eq!(v, vec![2.0, 2.5]);
+    let c = d.concat(&s).unwrap();
+    assert_eq!(c.values.len(), 14);
+    assert_eq!(&c.values[10..], &[4.0, 4.5, 0.0, 0.5]);
+    let mut none = vec![1.0];
+    toy(3, 2).gather_values(&[0, 1], &mut none);
+    assert!(none.is_empty(), "classification has no values");
 }
 
 #[test]

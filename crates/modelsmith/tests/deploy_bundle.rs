@@ -37,6 +37,7 @@ fn trained() -> &'static Trained {
             train: data.train.subset(&(0..1500).collect::<Vec<_>>()),
             test: data.test.subset(&(0..200).collect::<Vec<_>>()),
             info: data.info,
+            task_choice: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("Digits_CNN.v1");
@@ -441,12 +442,9 @@ fn bundled_model_predicts_like_the_original_and_the_card_reports_it() {
     let summary = bundle(&out, &options());
     let t = trained();
     let inputs: Vec<&[f32]> = (0..16).map(|i| t.data.test.example(i)).collect();
-    let original = Predictor::load(&t.model)
-        .unwrap()
-        .probabilities(&inputs)
-        .unwrap();
+    let original = Predictor::load(&t.model).unwrap().outputs(&inputs).unwrap();
     let mut bundled = Predictor::load(&out.join("model")).unwrap();
-    assert_eq!(bundled.probabilities(&inputs).unwrap(), original);
+    assert_eq!(bundled.outputs(&inputs).unwrap(), original);
     // The ONNX file decodes and has the graph's named input and output.
     use prost::Message;
     let onnx =

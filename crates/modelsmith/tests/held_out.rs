@@ -91,7 +91,7 @@ fn a_file_with_a_subset_of_the_categories_is_scored_whole_with_the_training_enco
     one_hot[red] = 1.0;
     assert_eq!(&row[1..], one_hot.as_slice());
     // Labels by the training classes (sorted: no, yes).
-    assert_eq!(info.class_names, vec!["no", "yes"]);
+    assert_eq!(info.class_names(), ["no", "yes"]);
     assert_eq!(&held.data.y[..4], &[0, 1, 0, 1]);
 }
 

@@ -4,15 +4,16 @@
 
 use modelsmith::data::{ColumnKind, ColumnTransform, DataInfo, Preprocessing};
 use modelsmith::model::{
-    build_network, load_model, save_model, LayerKind, LayerSpec, ModelMeta, ModelSpec, OutputLock,
-    MODEL_FORMAT_VERSION,
+    build_network, load_model, save_model, LayerKind, LayerSpec, ModelMeta, ModelSpec, OutputLayer,
+    OutputLock, MODEL_FORMAT_VERSION,
 };
+use modelsmith::task::Task;
 use serde_json::Value;
 use std::path::Path;
 
 /// A saved 4-feature, 3-class MLP with its table preprocessing.
 fn saved_mlp(dir: &Path) {
-    let spec = ModelSpec::builtin("mlp", 3).unwrap();
+    let spec = ModelSpec::builtin("mlp", OutputLayer::classes(3), &[4]).unwrap();
     let net = build_network(&spec, &[4], 3, 1).unwrap();
     let columns = (0..4)
         .map(|i| ColumnTransform {
@@ -28,10 +29,12 @@ fn saved_mlp(dir: &Path) {
         format_version: MODEL_FORMAT_VERSION,
         spec,
         input_shape: vec![4],
-        num_classes: 3,
+        outputs: 3,
         data: DataInfo {
             spec: "csv:t.csv".into(),
-            class_names: vec!["a".into(), "b".into(), "c".into()],
+            task: Task::Classification {
+                classes: vec!["a".into(), "b".into(), "c".into()],
+            },
             preprocessing: Preprocessing::Table {
                 target: "y".into(),
                 columns,
@@ -99,12 +102,12 @@ fn a_preprocessing_that_disagrees_with_the_input_shape_is_refused() {
         })
     });
     assert!(e.contains("[2, 2, 1]") && e.contains("[4]"), "{e}");
-    let e = load_error_after(|j| j["num_classes"] = serde_json::json!(1u64 << 40));
-    assert!(e.contains("num_classes"), "{e}");
+    let e = load_error_after(|j| j["outputs"] = serde_json::json!(1u64 << 40));
+    assert!(e.contains("outputs is 1099511627776"), "{e}");
     let e = load_error_after(|j| {
-        j["data"]["class_names"] = serde_json::json!(["a", "b"]);
+        j["data"]["task"]["classes"] = serde_json::json!(["a", "b"]);
     });
-    assert!(e.contains("class_names has 2 names"), "{e}");
+    assert!(e.contains("(2 outputs) but outputs is 3"), "{e}");
 }
 
 #[test]
@@ -120,7 +123,7 @@ fn a_layer_asking_for_terabytes_is_refused_by_the_builder() {
             bias: true,
             activation: modelsmith::model::ActivationSpec::Linear,
         })],
-        ..ModelSpec::builtin("mlp", 3).unwrap()
+        ..ModelSpec::builtin("mlp", OutputLayer::classes(3), &[4]).unwrap()
     };
     let e = build_network(&spec, &[1 << 10], 1 << 30, 0)
         .err()
@@ -157,7 +160,7 @@ fn weights_from_another_save_are_refused() {
     let b = tempfile::tempdir().unwrap();
     saved_mlp(a.path());
     // Another run's weights (other initial values) beside this model.json.
-    let spec = ModelSpec::builtin("mlp", 3).unwrap();
+    let spec = ModelSpec::builtin("mlp", OutputLayer::classes(3), &[4]).unwrap();
     let net = build_network(&spec, &[4], 3, 99).unwrap();
     let (meta, _) = load_model(a.path()).unwrap();
     save_model(b.path(), &meta, &net).unwrap();
@@ -190,4 +193,41 @@ fn a_folder_another_process_is_writing_is_refused() {
     );
     other.unlock().unwrap();
     OutputLock::acquire(&out).unwrap();
+}
+
+#[test]
+fn a_folder_from_before_tasks_loads_as_a_classifier() {
+    // model.json written before the task concept: `num_classes` and `data.class_names`.
+    let dir = tempfile::tempdir().unwrap();
+    saved_mlp(dir.path());
+    let path = dir.path().join("model.json");
+    let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let outputs = json.as_object_mut().unwrap().remove("outputs").unwrap();
+    json["num_classes"] = outputs;
+    let data = json["data"].as_object_mut().unwrap();
+    data.remove("task");
+    data.insert("class_names".into(), serde_json::json!(["a", "b", "c"]));
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let (meta, _) = load_model(dir.path()).unwrap();
+    assert_eq!(meta.outputs, 3);
+    assert_eq!(meta.data.class_names(), ["a", "b", "c"]);
+    assert!(!meta.data.task.is_regression());
+}
+
+#[test]
+fn a_task_that_disagrees_with_the_outputs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_mlp(dir.path());
+    let path = dir.path().join("model.json");
+    let mut json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    json["data"]["task"] = serde_json::json!({"kind": "regression", "targets": [
+        {"name": "y", "mean": 1.0, "std": 0.0}
+    ]});
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let e = load_model(dir.path()).err().expect("refused").to_string();
+    assert!(e.contains("target `y`") && e.contains("std > 0"), "{e}");
+    json["data"]["task"]["targets"][0]["std"] = serde_json::json!(2.0);
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let e = load_model(dir.path()).err().expect("refused").to_string();
+    assert!(e.contains("1 outputs) but outputs is 3"), "{e}");
 }

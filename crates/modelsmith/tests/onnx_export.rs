@@ -20,6 +20,7 @@ fn digits(n_train: usize, n_test: usize) -> LoadedData {
         train: data.train.subset(&(0..n_train).collect::<Vec<_>>()),
         test: data.test.subset(&(0..n_test).collect::<Vec<_>>()),
         info: data.info,
+        task_choice: None,
     }
 }
 
@@ -61,13 +62,13 @@ fn check_onnx(model_dir: &Path, data: &LoadedData) -> ModelProto {
         .unwrap();
     let mut predictor = Predictor::load(model_dir).unwrap();
     let shape = predictor.meta.input_shape.clone();
-    let classes = predictor.meta.num_classes;
+    let classes = predictor.meta.outputs;
     let test = &data.test;
     let mut worst = 0f32;
     let mut confident = 0f32;
     for (start, batch) in [(0, 1), (1, 7), (8, 7)] {
         let inputs: Vec<&[f32]> = (start..start + batch).map(|i| test.example(i)).collect();
-        let ours = predictor.probabilities(&inputs).unwrap();
+        let ours = predictor.outputs(&inputs).unwrap();
         let mut dims = vec![batch];
         dims.extend_from_slice(&shape);
         let flat: Vec<f32> = inputs.concat();
@@ -266,4 +267,57 @@ fn safetensors_export_copies_the_weights_and_bad_input_is_reported() {
     )
     .unwrap_err();
     assert!(no_folder.is_bad_input(), "{no_folder}");
+}
+
+#[test]
+fn a_regression_model_exports_values_in_the_targets_units() {
+    // The diabetes fixture: ONNX must end in `values` (std × output + mean), agreeing with the
+    // Predictor, whose values are in the target's units.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diabetes.csv");
+    let options = LoadOptions {
+        target: Some("progression".into()),
+        ..LoadOptions::default()
+    };
+    let data = load(&format!("csv:{}", fixture.display()), &options).unwrap();
+    assert!(data.info.task.is_regression());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("diabetes");
+    let config = TrainConfig {
+        epochs: 3,
+        optimizer: "adam".into(),
+        lr: 3e-3,
+        ..TrainConfig::default()
+    };
+    train(&config, &data, &out, false, &mut Silent).unwrap();
+    let onnx_path = out.join("model.onnx");
+    export(&out, ExportFormat::Onnx, &onnx_path).unwrap();
+    let runnable = tract_onnx::onnx()
+        .model_for_path(&onnx_path)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let mut predictor = Predictor::load(&out).unwrap();
+    let inputs: Vec<&[f32]> = (0..9).map(|i| data.test.example(i)).collect();
+    let ours = predictor.outputs(&inputs).unwrap();
+    let x = Tensor::from_shape(&[9, inputs[0].len()], &inputs.concat()).unwrap();
+    let outputs = runnable.run(tvec!(x.into())).unwrap();
+    let theirs = outputs[0].to_array_view::<f32>().unwrap();
+    assert_eq!(theirs.shape(), &[9, 1]);
+    for (i, row) in ours.iter().enumerate() {
+        // In the target's units (the disease score runs 25–346), not standardized.
+        assert!(row[0] > 10.0 && row[0] < 400.0, "{}", row[0]);
+        assert!(
+            (row[0] - theirs[[i, 0]]).abs() <= 1e-4 * row[0].abs(),
+            "example {i}: ours {}, tract {}",
+            row[0],
+            theirs[[i, 0]]
+        );
+    }
+    let model = ModelProto::decode(std::fs::read(&onnx_path).unwrap().as_slice()).unwrap();
+    let ops = op_types(&model);
+    assert_eq!(&ops[ops.len() - 2..], ["Mul", "Add"], "{ops:?}");
+    let graph = model.graph.as_ref().unwrap();
+    assert_eq!(graph.output[0].name.as_deref(), Some("values"));
 }

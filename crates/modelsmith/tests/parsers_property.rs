@@ -274,7 +274,7 @@ fn toml_property() -> Result<(), String> {
 /// A saved model's `model.json` with one value replaced by something else: a huge, zero,
 /// negative or fractional number, a string, null, or a nested array.
 fn model_json_property(dir: &Path) -> Result<(), String> {
-    let spec = ModelSpec::builtin("mlp", 3).unwrap();
+    let spec = ModelSpec::builtin("mlp", modelsmith::model::OutputLayer::classes(3), &[4]).unwrap();
     let net = build_network(&spec, &[4], 3, 1).unwrap();
     let columns = (0..4)
         .map(|i| modelsmith::data::ColumnTransform {
@@ -290,10 +290,12 @@ fn model_json_property(dir: &Path) -> Result<(), String> {
         format_version: 1,
         spec,
         input_shape: vec![4],
-        num_classes: 3,
+        outputs: 3,
         data: modelsmith::data::DataInfo {
             spec: "csv:t.csv".into(),
-            class_names: vec!["a".into(), "b".into(), "c".into()],
+            task: modelsmith::task::Task::Classification {
+                classes: vec!["a".into(), "b".into(), "c".into()],
+            },
             preprocessing: modelsmith::data::Preprocessing::Table {
                 target: "y".into(),
                 columns,

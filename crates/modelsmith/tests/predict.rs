@@ -1,5 +1,5 @@
 //! The inference path (`Predictor`) on a real trained model and real test digits: the
-//! allocation-free `probabilities_into` against the `probabilities` wrapper, batches whose layers
+//! allocation-free `outputs_into` against the `outputs` wrapper, batches whose layers
 //! split across three pool threads against one image at a time, and bad buffer sizes.
 
 use modelsmith::data::{load, LoadOptions, LoadedData};
@@ -12,6 +12,7 @@ fn digits(n_train: usize, n_test: usize) -> LoadedData {
         train: data.train.subset(&(0..n_train).collect::<Vec<_>>()),
         test: data.test.subset(&(0..n_test).collect::<Vec<_>>()),
         info: data.info,
+        task_choice: None,
     }
 }
 
@@ -39,13 +40,13 @@ fn split_batches_match_one_image_at_a_time_and_bad_sizes_are_errors() {
         .unwrap();
     pool.install(|| {
         let mut predictor = Predictor::load(&out).unwrap();
-        let classes = predictor.meta.num_classes;
+        let classes = predictor.meta.outputs;
         assert_eq!(predictor.input_len(), len);
 
         // Reference: each image alone (never split).
         let mut single = vec![0f32; test.len() * classes];
         for (i, o) in single.chunks_exact_mut(classes).enumerate() {
-            predictor.probabilities_into(test.example(i), o).unwrap();
+            predictor.outputs_into(test.example(i), o).unwrap();
         }
         let mut correct = 0;
         for (i, row) in single.chunks_exact(classes).enumerate() {
@@ -63,7 +64,7 @@ fn split_batches_match_one_image_at_a_time_and_bad_sizes_are_errors() {
             for start in [0, test.len() - batch] {
                 let x = &test.x[start * len..(start + batch) * len];
                 let mut got = vec![f32::NAN; batch * classes];
-                predictor.probabilities_into(x, &mut got).unwrap();
+                predictor.outputs_into(x, &mut got).unwrap();
                 let want = &single[start * classes..(start + batch) * classes];
                 for (k, (a, b)) in got.iter().zip(want).enumerate() {
                     assert!(
@@ -73,26 +74,26 @@ fn split_batches_match_one_image_at_a_time_and_bad_sizes_are_errors() {
                 }
                 // The allocating wrapper gives the same numbers.
                 let inputs: Vec<&[f32]> = x.chunks_exact(len).collect();
-                let rows = predictor.probabilities(&inputs).unwrap();
+                let rows = predictor.outputs(&inputs).unwrap();
                 assert_eq!(rows.concat(), got, "batch {batch}: probabilities vs _into");
             }
         }
 
         let mut empty: [f32; 0] = [];
-        predictor.probabilities_into(&[], &mut empty).unwrap();
+        predictor.outputs_into(&[], &mut empty).unwrap();
         let mut out = vec![0f32; classes];
         let err = predictor
-            .probabilities_into(&test.x[..len + 1], &mut out)
+            .outputs_into(&test.x[..len + 1], &mut out)
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a whole number of inputs"), "{err}");
         let err = predictor
-            .probabilities_into(&test.x[..2 * len], &mut out)
+            .outputs_into(&test.x[..2 * len], &mut out)
             .unwrap_err()
             .to_string();
         assert!(err.contains("output buffer holds 10 values"), "{err}");
         let err = predictor
-            .probabilities(&[&test.x[..len - 1]])
+            .outputs(&[&test.x[..len - 1]])
             .unwrap_err()
             .to_string();
         assert!(err.contains("input 1 has 783 values"), "{err}");

@@ -201,7 +201,7 @@ impl Worker {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut all = Vec::with_capacity(inputs.len());
             for chunk in inputs.chunks(max_batch) {
-                all.extend(self.predictor.probabilities(chunk)?);
+                all.extend(self.predictor.outputs(chunk)?);
             }
             Ok::<_, modelsmith::Error>(all)
         }));

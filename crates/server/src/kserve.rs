@@ -46,7 +46,6 @@ impl ModelPath {
         }
     }
 }
-pub const OUTPUT_NAME: &str = "probabilities";
 const DATATYPE: &str = "FP32";
 
 /// `GET /v2`: server metadata.
@@ -110,12 +109,13 @@ pub async fn model_metadata(
         "platform": "modelsmith",
         "inputs": [TensorMetadata { name: INPUT_NAME, datatype: DATATYPE, shape: input_shape }],
         "outputs": [TensorMetadata {
-            name: OUTPUT_NAME,
+            name: meta.data.task.output_name(),
             datatype: DATATYPE,
-            shape: vec![-1, meta.num_classes as i64],
+            shape: vec![-1, meta.outputs as i64],
         }],
         "parameters": {
-            "class_names": meta.data.class_names,
+            "task": meta.data.task,
+            "class_names": meta.data.class_names(),
             "preprocessing": meta.data.preprocessing,
         },
     })))
@@ -171,24 +171,25 @@ pub async fn infer(
     let request: InferRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid inference request JSON: {e}")))?;
     let (inputs, batch) = check_input(model, request.inputs)?;
+    let output_name = model.meta.data.task.output_name();
     if let Some(outputs) = &request.outputs {
-        if let Some(bad) = outputs.iter().find(|o| o.name != OUTPUT_NAME) {
+        if let Some(bad) = outputs.iter().find(|o| o.name != output_name) {
             return Err(ApiError::bad_request(format!(
-                "unknown output '{}'; this model's output is '{OUTPUT_NAME}'",
+                "unknown output '{}'; this model's output is '{output_name}'",
                 bad.name
             )));
         }
     }
-    let probabilities = model.batcher.infer(inputs, batch).await?;
+    let outputs = model.batcher.infer(inputs, batch).await?;
     let response = InferResponse {
         model_name: &model.name,
         model_version: MODEL_VERSION,
         id: request.id,
         outputs: [OutputTensor {
-            name: OUTPUT_NAME,
+            name: model.meta.data.task.output_name(),
             datatype: DATATYPE,
-            shape: [batch, model.meta.num_classes],
-            data: probabilities,
+            shape: [batch, model.meta.outputs],
+            data: outputs,
         }],
     };
     Ok((StatusCode::OK, Json(response)).into_response())

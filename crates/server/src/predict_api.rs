@@ -10,6 +10,8 @@ use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use modelsmith::predict::Answer;
+
 use crate::error::ApiError;
 use crate::models::ServedModel;
 use crate::state::AppState;
@@ -28,13 +30,25 @@ pub struct PredictResponse {
     pub predictions: Vec<PredictionJson>,
 }
 
+/// One example's answer, by the model's task.
 #[derive(Serialize)]
-pub struct PredictionJson {
-    pub class: String,
-    pub class_index: usize,
-    pub probability: f32,
-    /// The `top_k` most probable classes, most probable first.
-    pub top: Vec<ClassProbability>,
+#[serde(untagged)]
+pub enum PredictionJson {
+    Class {
+        class: String,
+        class_index: usize,
+        probability: f32,
+        /// The `top_k` most probable classes, most probable first.
+        top: Vec<ClassProbability>,
+    },
+    /// A regression: each target's value in its own units, in the model's target order.
+    Values { values: Vec<TargetValue> },
+}
+
+#[derive(Serialize)]
+pub struct TargetValue {
+    pub target: String,
+    pub value: f32,
 }
 
 #[derive(Serialize)]
@@ -97,23 +111,34 @@ pub async fn predict(
         BodyKind::Json => json_examples(&model, &body)?,
     };
     let count = examples.len();
-    let probabilities = model.batcher.infer(examples.concat(), count).await?;
-    let classes = model.meta.num_classes;
-    let predictions = probabilities
-        .chunks_exact(classes)
-        .map(|p| {
-            let best = modelsmith::predict::top_k(&model.meta, "", p, top_k);
-            PredictionJson {
-                class: best.class,
-                class_index: best.class_index,
-                probability: best.probability,
-                top: best
-                    .top
-                    .into_iter()
-                    .map(|(class, probability)| ClassProbability { class, probability })
-                    .collect(),
-            }
-        })
+    let outputs = model.batcher.infer(examples.concat(), count).await?;
+    let width = model.meta.outputs;
+    let predictions = outputs
+        .chunks_exact(width)
+        .map(
+            |o| match modelsmith::predict::answer(&model.meta, o, top_k) {
+                Answer::Class {
+                    class,
+                    class_index,
+                    probability,
+                    top,
+                } => PredictionJson::Class {
+                    class,
+                    class_index,
+                    probability,
+                    top: top
+                        .into_iter()
+                        .map(|(class, probability)| ClassProbability { class, probability })
+                        .collect(),
+                },
+                Answer::Values { values } => PredictionJson::Values {
+                    values: values
+                        .into_iter()
+                        .map(|(target, value)| TargetValue { target, value })
+                        .collect(),
+                },
+            },
+        )
         .collect();
     Ok(Json(PredictResponse {
         model: model.name.clone(),

@@ -37,6 +37,7 @@ fn fixture() -> &'static Fixture {
             train: data.train.subset(&(0..1000).collect::<Vec<_>>()),
             test: data.test.subset(&(0..64).collect::<Vec<_>>()),
             info: data.info,
+            task_choice: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("digits");
@@ -65,7 +66,7 @@ fn direct_probabilities(model: &Path, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let mut predictor = Predictor::load(model).unwrap();
     inputs
         .iter()
-        .map(|x| predictor.probabilities(&[x]).unwrap().remove(0))
+        .map(|x| predictor.outputs(&[x]).unwrap().remove(0))
         .collect()
 }
 
@@ -336,11 +337,20 @@ async fn predict_takes_png_and_json_and_ranks_top_k() {
     let body = answer.json();
     assert_eq!(body["model"], "digits");
     let got = &body["predictions"][0];
-    assert_eq!(got["class"], want.class.as_str());
-    assert_eq!(got["class_index"], want.class_index);
+    let modelsmith::predict::Answer::Class {
+        class,
+        class_index,
+        top: want_top,
+        ..
+    } = &want.answer
+    else {
+        panic!("a classifier answers with classes");
+    };
+    assert_eq!(got["class"], class.as_str());
+    assert_eq!(got["class_index"], *class_index);
     let top = got["top"].as_array().unwrap();
     assert_eq!(top.len(), 3);
-    for ((class, p), entry) in want.top.iter().zip(top) {
+    for ((class, p), entry) in want_top.iter().zip(top) {
         assert_eq!(entry["class"], class.as_str());
         assert!((entry["probability"].as_f64().unwrap() as f32 - p).abs() < 1e-5);
     }

@@ -9,6 +9,7 @@ use clap::Args;
 use modelsmith::auto::{run_auto, Artifacts, AutoConfig, AutoObserver, AutoReport, DEMO_BUDGET};
 use modelsmith::search::{FrozenTrial, TrialState};
 use modelsmith::store;
+use modelsmith::task::{significant, Scores};
 use modelsmith::tune::parse_duration;
 
 use super::{init_threads, print_json, BadInput};
@@ -18,9 +19,17 @@ pub struct AutoArgs {
     /// Data SPEC: digits (bundled), fashion-mnist, idx:DIR, csv:FILE, images:DIR.
     #[arg(long, default_value = "digits")]
     data: String,
-    /// Target column for csv: data (the search then builds MLPs).
+    /// Target column for csv: data (the search then builds MLPs); `a,b` for several (a
+    /// regression on each).
     #[arg(long)]
     target: Option<String>,
+    /// classification or regression (default: chosen from the target column, said once).
+    #[arg(long)]
+    task: Option<modelsmith::task::TaskKind>,
+    /// The validation metric trials are ranked by (default: val_accuracy for classes,
+    /// val_rmse for values): val_accuracy, val_loss, val_rmse, val_mae or val_r2.
+    #[arg(long)]
+    metric: Option<modelsmith::task::Metric>,
     /// Your own test data (a SPEC), scored once at the end with the preprocessing fitted on
     /// --data, which then searches and trains on all its examples.
     #[arg(long, value_name = "SPEC")]
@@ -102,6 +111,7 @@ pub fn run(args: AutoArgs) -> Result<()> {
         &args.data,
         &modelsmith::data::LoadOptions {
             target: args.target.clone(),
+            task: args.task,
             seed: args.seed,
             test_data: args.test_data.clone(),
             allow_high_cardinality: args.allow_high_cardinality,
@@ -110,6 +120,9 @@ pub fn run(args: AutoArgs) -> Result<()> {
     )?;
     let mut config = AutoConfig::defaults_for(&args.data, &data.train.shape);
     config.target = args.target.clone();
+    config.task = Some(data.info.task.kind());
+    config.metric = args.metric;
+    let metric = args.metric.unwrap_or(data.info.task.default_metric());
     config.strategy.kind = strategy;
     config.time_budget = budget;
     config.device = super::resolve_device(args.device)?;
@@ -141,7 +154,10 @@ pub fn run(args: AutoArgs) -> Result<()> {
         ),
     };
     let artifacts = Artifacts::new(artifact_dir)?;
-    let progress = AutoProgress::new(!args.quiet, budget);
+    let progress = AutoProgress::new(!args.quiet, budget, metric.name());
+    if let Some(choice) = &data.task_choice {
+        progress.say(choice);
+    }
     progress.say(&format!(
         "auto: study '{}' in {}, strategy {}, budget {} ({}s search, {}s final){}, {} worker(s)",
         config.study,
@@ -209,24 +225,37 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
         r.total_seconds,
         r.budget_seconds
     );
+    let metric = r.metric.trim_start_matches("val_");
     eprintln!(
-        "{:>5}  {:>9} {:>10} {:>8}  {:>7}  {:>7}  architecture",
-        "trial", "params", "FLOPs", "lat ms", "val acc", "test"
+        "{:>5}  {:>9} {:>10} {:>8}  {:>9}  {:>9}  architecture",
+        "trial",
+        "params",
+        "FLOPs",
+        "lat ms",
+        format!("val {metric}"),
+        "test"
     );
     let f = &r.final_model;
+    let test_value = match metric {
+        "accuracy" => f.test.accuracy,
+        "rmse" => f.test.rmse,
+        "mae" => f.test.mae,
+        "r2" => f.test.r2,
+        _ => Some(f.test.loss),
+    };
     for p in &r.leaderboard {
         let test = if p.number == f.trial {
-            format!("{:.2}%", f.test_accuracy * 100.0)
+            shown(metric, test_value.map_or(f64::NAN, f64::from))
         } else {
             "-".into()
         };
         eprintln!(
-            "{:>5}  {:>9} {:>10} {:>8.3}  {:>6.2}%  {:>7}  {}",
+            "{:>5}  {:>9} {:>10} {:>8.3}  {:>9}  {:>9}  {}",
             p.number,
             p.params,
             p.flops,
             p.latency_ms,
-            p.val_accuracy * 100.0,
+            shown(metric, p.value),
             test,
             p.architecture
         );
@@ -238,17 +267,17 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
             .map(|p| format!("#{}", p.number))
             .collect();
         eprintln!(
-            "Pareto front (accuracy / params / latency): {}",
+            "Pareto front ({metric} / params / latency): {}",
             front.join(" ")
         );
     }
     eprintln!(
-        "final model: trial {} trained {} more epoch(s) on train+validation from {}: test accuracy {:.2}%  test loss {:.4}  {} params  {:.3} ms/example",
+        "final model: trial {} trained {} more epoch(s) on train+validation from {}: test {}  test loss {:.4}  {} params  {:.3} ms/example",
         f.trial,
         f.epochs,
         f.start,
-        f.test_accuracy * 100.0,
-        f.test_loss,
+        test_figures(&f.test),
+        f.test.loss,
         f.params,
         f.latency_ms
     );
@@ -272,15 +301,18 @@ struct AutoProgress {
     enabled: bool,
     started: Instant,
     budget: Duration,
+    /// The study's metric, `val_accuracy`, `val_rmse`, …
+    metric: &'static str,
     best: Mutex<Option<(u64, f64)>>,
 }
 
 impl AutoProgress {
-    fn new(enabled: bool, budget: Duration) -> AutoProgress {
+    fn new(enabled: bool, budget: Duration, metric: &'static str) -> AutoProgress {
         AutoProgress {
             enabled,
             started: Instant::now(),
             budget,
+            metric,
             best: Mutex::new(None),
         }
     }
@@ -295,7 +327,10 @@ impl AutoProgress {
         let left = self.budget.saturating_sub(self.started.elapsed());
         let best = self.best.lock().unwrap_or_else(|p| p.into_inner());
         let best = best.map_or("best -".into(), |(n, v)| {
-            format!("best {:.2}% (#{n})", v * 100.0)
+            format!(
+                "best {} (#{n})",
+                shown(self.metric.trim_start_matches("val_"), v)
+            )
         });
         format!("{best}  {} left", humanize(left))
     }
@@ -312,10 +347,13 @@ impl AutoObserver for AutoProgress {
         ));
     }
 
-    fn on_epoch(&self, number: u64, epoch: u32, epochs: u32, val_accuracy: Option<f32>) {
-        let acc = val_accuracy.map_or("-".into(), |a| format!("{:.2}%", a * 100.0));
+    fn on_epoch(&self, number: u64, epoch: u32, epochs: u32, value: Option<f32>) {
+        let figure = value.map_or("-".into(), |v| {
+            shown(self.metric.trim_start_matches("val_"), v as f64)
+        });
         self.say(&format!(
-            "trial {number:>3}  epoch {epoch}/{epochs}  val acc {acc}  {}",
+            "trial {number:>3}  epoch {epoch}/{epochs}  {} {figure}  {}",
+            self.metric,
             self.status()
         ));
     }
@@ -327,8 +365,12 @@ impl AutoObserver for AutoProgress {
         }
         let outcome = match t.state {
             TrialState::Complete => format!(
-                "complete  val acc {:.2}%  latency {} ms",
-                t.value.unwrap_or(f64::NAN) * 100.0,
+                "complete  {} {}  latency {} ms",
+                self.metric,
+                shown(
+                    self.metric.trim_start_matches("val_"),
+                    t.value.unwrap_or(f64::NAN)
+                ),
                 t.attrs
                     .get("latency_ms")
                     .and_then(|v| v.as_f64())
@@ -351,12 +393,38 @@ impl AutoObserver for AutoProgress {
         ));
     }
 
-    fn on_final_epoch(&self, epoch: u32, epochs: u32, train_accuracy: f32) {
+    fn on_final_epoch(&self, epoch: u32, epochs: u32, train: &Scores) {
         let left = self.budget.saturating_sub(self.started.elapsed());
+        let figure = match train.accuracy {
+            Some(a) => format!("train acc {:.2}%", a * 100.0),
+            None => format!("train loss {:.4}", train.loss),
+        };
         self.say(&format!(
-            "final  epoch {epoch}/{epochs}  train acc {:.2}%  {} left",
-            train_accuracy * 100.0,
+            "final  epoch {epoch}/{epochs}  {figure}  {} left",
             humanize(left)
         ));
+    }
+}
+
+/// A metric's value as a person reads it: accuracy in percent, the rest to four significant
+/// digits.
+fn shown(metric: &str, value: f64) -> String {
+    if metric == "accuracy" {
+        format!("{:.2}%", value * 100.0)
+    } else {
+        significant(value as f32)
+    }
+}
+
+/// The test figures of the task: `accuracy 97.50%`, or `rmse 531.2  mae 270.1  r2 0.9821`.
+pub(crate) fn test_figures(s: &Scores) -> String {
+    match (s.accuracy, s.rmse, s.mae, s.r2) {
+        (Some(a), ..) => format!("accuracy {:.2}%", a * 100.0),
+        (_, Some(rmse), Some(mae), Some(r2)) => format!(
+            "rmse {}  mae {}  r2 {r2:.4}",
+            significant(rmse),
+            significant(mae)
+        ),
+        _ => "not measured".to_string(),
     }
 }

@@ -31,8 +31,17 @@ pub struct EvaluateArgs {
 struct EvaluateReport {
     data: String,
     examples: usize,
-    test_accuracy: f32,
+    /// `classification` or `regression`.
+    task: &'static str,
     test_loss: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_accuracy: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_rmse: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_mae: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_r2: Option<f32>,
     /// Per column: values the training never saw (categories outside its vocabulary).
     unseen_categories: BTreeMap<String, usize>,
     /// Per column: non-finite numbers read as missing values.
@@ -74,13 +83,18 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
             (spec, test, report)
         }
     };
-    let (loss, accuracy) = evaluate(&mut net, &data);
+    let task = &meta.data.task;
+    let loss = training
+        .as_ref()
+        .and_then(|t| t.loss)
+        .unwrap_or(task.default_loss());
+    let scores = evaluate(&mut net, &data, task, loss);
     let unseen: usize = encoding.unseen_categories.values().sum();
     let mut line = format!(
-        "{spec}: {} examples scored, accuracy {:.2}%, loss {:.4}",
+        "{spec}: {} examples scored, {}, loss {:.4}",
         data.len(),
-        accuracy * 100.0,
-        loss
+        super::auto::test_figures(&scores).replacen("  ", ", ", 2),
+        scores.loss
     );
     if unseen > 0 {
         let per_column: Vec<String> = encoding
@@ -98,8 +112,12 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         print_json(&EvaluateReport {
             data: spec,
             examples: data.len(),
-            test_accuracy: accuracy,
-            test_loss: loss,
+            task: task.kind().name(),
+            test_loss: scores.loss,
+            test_accuracy: scores.accuracy,
+            test_rmse: scores.rmse,
+            test_mae: scores.mae,
+            test_r2: scores.r2,
             unseen_categories: encoding.unseen_categories,
             non_finite: encoding.non_finite,
         });

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use modelsmith::predict::Predictor;
+use modelsmith::predict::{Answer, Predictor};
 
 use super::{print_json, BadInput};
 
@@ -14,11 +14,16 @@ pub struct PredictArgs {
     /// Images (PNG/JPEG) or CSV files with one example per row.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// How many classes to show per input.
+    /// How many classes to show per input (a classifier's).
     #[arg(long, default_value_t = 1)]
     top_k: usize,
-    #[arg(long)]
+    /// Print one JSON array on stdout.
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
+    /// Print CSV on stdout: `input,class,probability`, or `input` and one column per target
+    /// (values in the target's units).
+    #[arg(long)]
+    csv: bool,
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
@@ -30,15 +35,44 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let predictions = predictor.predict(&inputs, args.top_k)?;
     if args.json {
         print_json(&predictions);
-    } else {
+        return Ok(());
+    }
+    if args.csv {
+        let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+        let targets = predictor.meta.data.task.targets();
+        let header: Vec<&str> = if targets.is_empty() {
+            vec!["input", "class", "probability"]
+        } else {
+            std::iter::once("input")
+                .chain(targets.iter().map(|t| t.name.as_str()))
+                .collect()
+        };
+        out.write_record(&header)?;
         for p in &predictions {
-            let top: Vec<String> = p
-                .top
+            let mut row = vec![p.input.clone()];
+            match &p.answer {
+                Answer::Class {
+                    class, probability, ..
+                } => row.extend([class.clone(), probability.to_string()]),
+                Answer::Values { values } => row.extend(values.iter().map(|(_, v)| v.to_string())),
+            }
+            out.write_record(&row)?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    for p in &predictions {
+        let shown: Vec<String> = match &p.answer {
+            Answer::Class { top, .. } => top
                 .iter()
                 .map(|(class, prob)| format!("{class} ({prob:.3})"))
-                .collect();
-            println!("{}\t{}", p.input, top.join("  "));
-        }
+                .collect(),
+            Answer::Values { values } => values
+                .iter()
+                .map(|(name, v)| format!("{name} {v}"))
+                .collect(),
+        };
+        println!("{}\t{}", p.input, shown.join("  "));
     }
     Ok(())
 }

@@ -160,7 +160,8 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
             "trials": trials,
         });
         if architecture {
-            value["pareto_front"] = serde_json::json!(modelsmith::auto::pareto_front(&trials));
+            value["pareto_front"] =
+                serde_json::json!(modelsmith::auto::pareto_front(&trials, study.direction));
         }
         print_json(&value);
         return Ok(());
@@ -211,15 +212,15 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
         );
     }
     if architecture {
-        show_pareto_front(&trials);
+        show_pareto_front(&trials, study.direction);
     }
     Ok(())
 }
 
-/// For an architecture search (`modelsmith auto`): the trials no other beats on validation
-/// accuracy, parameters and latency at once.
-fn show_pareto_front(trials: &[FrozenTrial]) {
-    let front = modelsmith::auto::pareto_front(trials);
+/// For an architecture search (`modelsmith auto`): the trials no other beats on the validation
+/// metric, parameters and latency at once.
+fn show_pareto_front(trials: &[FrozenTrial], direction: modelsmith::search::Direction) {
+    let front = modelsmith::auto::pareto_front(trials, direction);
     println!(
         "Pareto front (val accuracy vs params vs latency), {} of {} complete architectures:",
         front.len(),
@@ -227,17 +228,12 @@ fn show_pareto_front(trials: &[FrozenTrial]) {
     );
     println!(
         "{:>5}  {:>8} {:>9} {:>10} {:>8}  architecture",
-        "trial", "val acc", "params", "FLOPs", "lat ms"
+        "trial", "value", "params", "FLOPs", "lat ms"
     );
     for p in front {
         println!(
-            "{:>5}  {:>7.2}% {:>9} {:>10} {:>8.3}  {}",
-            p.number,
-            p.val_accuracy * 100.0,
-            p.params,
-            p.flops,
-            p.latency_ms,
-            p.architecture
+            "{:>5}  {:>8.4} {:>9} {:>10} {:>8.3}  {}",
+            p.number, p.value, p.params, p.flops, p.latency_ms, p.architecture
         );
     }
 }

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use modelsmith::data::{Augment, MissingPolicy};
-use modelsmith::train::{train, Device, TrainConfig};
+use modelsmith::train::{train, Device, TrainConfig, TrainObserver};
 
 use super::{init_threads, load_training_data, print_json};
 use crate::progress::ProgressReporter;
@@ -13,9 +13,16 @@ pub struct TrainArgs {
     /// Data SPEC: digits (bundled), fashion-mnist, idx:DIR, csv:FILE, images:DIR.
     #[arg(long)]
     data: Option<String>,
-    /// Target column for csv: data.
+    /// Target column for csv: data; `a,b` for several (a regression on each).
     #[arg(long)]
     target: Option<String>,
+    /// classification or regression (default: chosen from the target column, said once).
+    #[arg(long)]
+    task: Option<modelsmith::task::TaskKind>,
+    /// cross_entropy (classes), mse, mae or huber (values); default: the task's (cross_entropy,
+    /// mse).
+    #[arg(long)]
+    loss: Option<modelsmith::task::Loss>,
     /// Missing CSV values: impute (default) or reject.
     #[arg(long, value_parser = ["impute", "reject"])]
     missing: Option<String>,
@@ -26,7 +33,8 @@ pub struct TrainArgs {
     /// One-hot encode CSV string columns with very many distinct values instead of refusing them.
     #[arg(long)]
     allow_high_cardinality: bool,
-    /// seed-cnn, mlp, or a model spec file (.json or .toml).
+    /// auto (default: seed-cnn for images, mlp for tables), seed-cnn, mlp, or a model spec
+    /// file (.json or .toml).
     #[arg(long)]
     model: Option<String>,
     /// TOML file with any of the training settings; flags override it.
@@ -122,6 +130,12 @@ impl TrainArgs {
         if self.target.is_some() {
             c.target = self.target.clone();
         }
+        if self.task.is_some() {
+            c.task = self.task;
+        }
+        if self.loss.is_some() {
+            c.loss = self.loss;
+        }
         if self.test_data.is_some() {
             c.test_data = self.test_data.clone();
         }
@@ -165,14 +179,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
     config.device = super::resolve_device(config.device)?;
     let data = load_training_data(&config)?;
     let mut progress = ProgressReporter::new(!args.quiet);
+    if let Some(choice) = &data.task_choice {
+        progress.on_message(choice);
+    }
     let report = train(&config, &data, &args.out, args.resume, &mut progress)?;
     progress.finish();
     if args.quiet {
         return finish_json(args.json, &report);
     }
     eprintln!(
-        "test accuracy {:.2}%  test loss {:.4}  epochs {}{}  {:.1}s  {:.0} img/s  params {}",
-        report.test_accuracy * 100.0,
+        "test {}  test loss {:.4}  epochs {}{}  {:.1}s  {:.0} examples/s  params {}",
+        super::auto::test_figures(&report.test_scores()),
         report.test_loss,
         report.epochs_run,
         if report.stopped_early {

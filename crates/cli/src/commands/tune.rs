@@ -162,8 +162,11 @@ pub fn run(args: TuneArgs) -> Result<()> {
         !args.quiet,
         config.study.trials,
         done_before,
-        config.study.metric.name(),
+        config.metric_for(&data.info.task)?.name(),
     );
+    if let Some(choice) = &data.task_choice {
+        progress.say(choice);
+    }
     progress.say(&format!(
         "study '{name}' in {shown}: {} trials ({} done), sampler {}, pruner {}, {} job(s)",
         config.study.trials,
@@ -199,10 +202,10 @@ pub fn run(args: TuneArgs) -> Result<()> {
         }
         if let Some(f) = &report.final_model {
             eprintln!(
-                "final model (train+validation, {} epochs): test accuracy {:.2}%  test loss {:.4}  saved {}",
+                "final model (train+validation, {} epochs): test {}  test loss {:.4}  saved {}",
                 f.epochs,
-                f.test_accuracy * 100.0,
-                f.test_loss,
+                super::auto::test_figures(&f.test),
+                f.test.loss,
                 f.out.display()
             );
         }
@@ -230,7 +233,9 @@ fn create_for_workers(
     args: &TuneArgs,
     shown: &str,
 ) -> Result<()> {
-    let record = modelsmith::tune::create_study(config, storage)?;
+    // The data decides the task, and so the study's default metric and direction.
+    let data = load_training_data(&config.train)?;
+    let record = modelsmith::tune::create_study(config, &data.info.task, storage)?;
     // Workers get the password from a file or the environment, never from a command line.
     let worker_url = shown.replace(":***@", "@").replace("password=***", "");
     if args.json {

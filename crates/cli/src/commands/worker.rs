@@ -73,8 +73,11 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         !args.quiet,
         config.study.trials,
         done_before,
-        config.study.metric.name(),
+        config.metric_for(&data.info.task)?.name(),
     );
+    if let Some(choice) = &data.task_choice {
+        progress.say(choice);
+    }
     progress.say(&format!(
         "worker joined study '{}' in {shown}: {} trials ({} done), data {}",
         record.name, config.study.trials, done_before, config.train.data

@@ -10,6 +10,7 @@
 //! The objective records the proposal with [`Proposal::record`] (attrs `genome`, `parent`,
 //! `mutation`) before training, which is what later proposals read back.
 
+use crate::model::OutputLayer;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
@@ -123,15 +124,13 @@ pub fn propose(
     seed: u64,
     number: u64,
     input_shape: &[usize],
-    num_classes: usize,
+    output: OutputLayer,
 ) -> Result<Proposal, EvolveError> {
     config.validate()?;
     let mut rng = trial_rng(seed, number, "arch.evolve");
     let evaluated = evaluated(trials);
     if evaluated.len() < config.population {
-        let (genome, _) = config
-            .limits
-            .sample(input_shape, num_classes, &mut rng, 200)?;
+        let (genome, _) = config.limits.sample(input_shape, output, &mut rng, 200)?;
         return Ok(Proposal {
             genome,
             parent: None,
@@ -155,7 +154,7 @@ pub fn propose(
         &winner.2,
         &config.limits,
         input_shape,
-        num_classes,
+        output,
         &mut rng,
         config.mutation_attempts,
     )?;

@@ -5,6 +5,7 @@
 //! parent's trained weights over unchanged in function; every other child inherits weights by
 //! name ([`super::inherit`]).
 
+use crate::model::OutputLayer;
 use std::fmt;
 
 use rand::seq::SliceRandom;
@@ -96,7 +97,7 @@ pub enum MutateError {
 struct Ctx<'a> {
     limits: &'a SpaceLimits,
     input_shape: &'a [usize],
-    num_classes: usize,
+    output: OutputLayer,
 }
 
 /// Applies one mutation of `kind` to `parent`. Widen and deepen try their sites in random order
@@ -106,13 +107,13 @@ pub fn mutate<R: Rng + ?Sized>(
     kind: MutationKind,
     limits: &SpaceLimits,
     input_shape: &[usize],
-    num_classes: usize,
+    output: OutputLayer,
     rng: &mut R,
 ) -> Result<Mutated, MutateError> {
     let ctx = Ctx {
         limits,
         input_shape,
-        num_classes,
+        output,
     };
     let na = |reason: &str| MutateError::NotApplicable {
         kind,
@@ -134,14 +135,14 @@ pub fn mutate_random<R: Rng + ?Sized>(
     parent: &Genome,
     limits: &SpaceLimits,
     input_shape: &[usize],
-    num_classes: usize,
+    output: OutputLayer,
     rng: &mut R,
     attempts: usize,
 ) -> Result<Mutated, MutateError> {
     let mut last = String::from("none tried");
     for _ in 0..attempts.max(1) {
         let kind = *MUTATIONS.choose(rng).expect("non-empty");
-        match mutate(parent, kind, limits, input_shape, num_classes, rng) {
+        match mutate(parent, kind, limits, input_shape, output, rng) {
             Ok(m) => return Ok(m),
             Err(e) => last = e.to_string(),
         }
@@ -161,7 +162,7 @@ fn admit(
 ) -> Result<Mutated, MutateError> {
     let cost = ctx
         .limits
-        .admit(&genome, ctx.input_shape, ctx.num_classes)
+        .admit(&genome, ctx.input_shape, ctx.output)
         .map_err(|source| MutateError::Rejected { kind, source })?;
     Ok(Mutated {
         genome,

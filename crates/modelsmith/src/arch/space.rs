@@ -12,7 +12,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::ArchError;
-use crate::model::{build_network, ActivationSpec, LayerKind, LayerSpec, ModelSpec, PaddingSpec};
+use crate::model::{
+    build_network, ActivationSpec, LayerKind, LayerSpec, ModelSpec, OutputLayer, PaddingSpec,
+};
 
 /// An architecture in the search space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -244,10 +246,10 @@ impl SpaceLimits {
         &self,
         genome: &Genome,
         input_shape: &[usize],
-        num_classes: usize,
+        output: OutputLayer,
     ) -> Result<Cost, ArchError> {
         self.check_fields(genome, input_shape)?;
-        let cost = genome.cost(input_shape, num_classes)?;
+        let cost = genome.cost(input_shape, output)?;
         if cost.params > self.max_params {
             return Err(ArchError::TooLarge(format!(
                 "{} parameters exceed max_params ({})",
@@ -373,7 +375,7 @@ impl SpaceLimits {
     pub fn sample<R: Rng + ?Sized>(
         &self,
         input_shape: &[usize],
-        num_classes: usize,
+        output: OutputLayer,
         rng: &mut R,
         attempts: usize,
     ) -> Result<(Genome, Cost), ArchError> {
@@ -385,7 +387,7 @@ impl SpaceLimits {
             } else {
                 Genome::Table(self.sample_table(rng))
             };
-            match self.admit(&genome, input_shape, num_classes) {
+            match self.admit(&genome, input_shape, output) {
                 Ok(cost) => return Ok((genome, cost)),
                 Err(e) => last = Some(e),
             }
@@ -530,8 +532,8 @@ pub(crate) fn hidden_layer(id: u32, part: &str) -> String {
 pub(crate) const LOGITS: &str = "logits";
 
 impl Genome {
-    /// The model for `input_shape` and `num_classes` (which end the spec as logits).
-    pub fn to_spec(&self, input_shape: &[usize], num_classes: usize) -> ModelSpec {
+    /// The model for `input_shape`, ending in `output` (the task's output layer).
+    pub fn to_spec(&self, input_shape: &[usize], output: OutputLayer) -> ModelSpec {
         let mut out = SpecWriter::default();
         match self {
             Genome::Image(g) => {
@@ -557,7 +559,7 @@ impl Genome {
                 }
             }
         }
-        out.push(LOGITS, dense(num_classes, true, ActivationSpec::Softmax));
+        out.push(LOGITS, dense(output.outputs, true, output.activation));
         ModelSpec {
             name: None,
             layers: out.layers,
@@ -565,11 +567,11 @@ impl Genome {
     }
 
     /// Parameters and FLOPs of the built network; errors name the layer that does not build.
-    pub fn cost(&self, input_shape: &[usize], num_classes: usize) -> Result<Cost, ArchError> {
+    pub fn cost(&self, input_shape: &[usize], output: OutputLayer) -> Result<Cost, ArchError> {
         let net = build_network(
-            &self.to_spec(input_shape, num_classes),
+            &self.to_spec(input_shape, output),
             input_shape,
-            num_classes,
+            output.outputs,
             0,
         )
         .map_err(ArchError::Build)?;

@@ -10,6 +10,7 @@
 //! Like the samplers, a strategy keeps no state: a proposal depends only on the trials in
 //! storage, the seed and the trial number, so resumed studies and parallel workers agree.
 
+use crate::model::OutputLayer;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
@@ -113,7 +114,7 @@ impl Strategy {
         seed: u64,
         number: u64,
         input_shape: &[usize],
-        num_classes: usize,
+        output: OutputLayer,
     ) -> Result<Proposal, EvolveError> {
         let limits = self.limits();
         match self.kind {
@@ -124,12 +125,12 @@ impl Strategy {
                 seed,
                 number,
                 input_shape,
-                num_classes,
+                output,
             ),
             StrategyKind::Random => {
                 self.validate()?;
                 let mut rng = trial_rng(seed, number, "arch.random");
-                let (genome, _) = limits.sample(input_shape, num_classes, &mut rng, 200)?;
+                let (genome, _) = limits.sample(input_shape, output, &mut rng, 200)?;
                 Ok(Proposal {
                     genome,
                     parent: None,
@@ -143,7 +144,7 @@ impl Strategy {
                 let (parent_genome, parent) = match best {
                     Some((n, _, g)) => (g, Some(n)),
                     None => {
-                        let start = starter(limits, input_shape, num_classes, &mut rng)?;
+                        let start = starter(limits, input_shape, output, &mut rng)?;
                         // The very first trial is the starter itself; parallel workers that
                         // start before anything finished get varied starters, not copies.
                         if number == 0 {
@@ -165,15 +166,7 @@ impl Strategy {
                     } else {
                         MutationKind::Deepen
                     };
-                    mutate(
-                        &parent_genome,
-                        kind,
-                        limits,
-                        input_shape,
-                        num_classes,
-                        &mut rng,
-                    )
-                    .ok()
+                    mutate(&parent_genome, kind, limits, input_shape, output, &mut rng).ok()
                 } else {
                     None
                 };
@@ -183,7 +176,7 @@ impl Strategy {
                         &parent_genome,
                         limits,
                         input_shape,
-                        num_classes,
+                        output,
                         &mut rng,
                         self.evolution.mutation_attempts,
                     )?,
@@ -247,7 +240,7 @@ pub fn best_evaluated(trials: &[FrozenTrial], direction: Direction) -> Option<(u
 pub fn starter<R: rand::Rng + ?Sized>(
     limits: &SpaceLimits,
     input_shape: &[usize],
-    num_classes: usize,
+    output: OutputLayer,
     rng: &mut R,
 ) -> Result<Genome, super::ArchError> {
     let activation = if limits.activations.contains(&ActivationSpec::Relu) {
@@ -279,10 +272,10 @@ pub fn starter<R: rand::Rng + ?Sized>(
     };
     match candidates
         .into_iter()
-        .find(|g| limits.admit(g, input_shape, num_classes).is_ok())
+        .find(|g| limits.admit(g, input_shape, output).is_ok())
     {
         Some(genome) => Ok(genome),
-        None => Ok(limits.sample(input_shape, num_classes, rng, 200)?.0),
+        None => Ok(limits.sample(input_shape, output, rng, 200)?.0),
     }
 }
 
@@ -362,8 +355,10 @@ mod tests {
 
     fn starter_text(limits: &SpaceLimits) -> String {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let genome = starter(limits, &MNIST, 10, &mut rng).unwrap();
-        limits.admit(&genome, &MNIST, 10).unwrap();
+        let genome = starter(limits, &MNIST, OutputLayer::classes(10), &mut rng).unwrap();
+        limits
+            .admit(&genome, &MNIST, OutputLayer::classes(10))
+            .unwrap();
         genome.to_string()
     }
 

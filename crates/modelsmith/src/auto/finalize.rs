@@ -17,8 +17,9 @@ use crate::arch::evolve::GENOME_ATTR;
 use crate::arch::Genome;
 use crate::data::LoadedData;
 use crate::deploy::{export, ExportFormat};
-use crate::model::{load_model, read_weights_file, save_model};
+use crate::model::{load_model, read_weights_file, save_model, OutputLayer};
 use crate::search::FrozenTrial;
+use crate::task::{Metric, Scores};
 use crate::train::schedule::LrSchedule;
 use crate::train::{evaluate, train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions};
 use crate::{Error, Result};
@@ -36,9 +37,11 @@ pub struct FinalModel {
     pub flops: u64,
     pub latency_ms: f64,
     /// The trial's validation accuracy (the search's judgement).
-    pub val_accuracy: f64,
-    pub test_accuracy: f32,
-    pub test_loss: f32,
+    /// The study's metric (`val_accuracy`, `val_rmse`, …) and the best trial's value of it.
+    pub metric: &'static str,
+    pub val_value: f64,
+    /// The final model's test figures (by task: accuracy; RMSE, MAE and R²).
+    pub test: Scores,
     pub epochs: u32,
     pub train_seconds: f64,
     /// `trial N's weights` or `scratch`.
@@ -52,7 +55,8 @@ pub(super) struct Finalizer<'a> {
     pub data: &'a LoadedData,
     pub artifacts: &'a Artifacts,
     pub input_shape: &'a [usize],
-    pub num_classes: usize,
+    pub output: OutputLayer,
+    pub metric: Metric,
     pub observer: &'a dyn AutoObserver,
 }
 
@@ -90,7 +94,7 @@ impl Finalizer<'_> {
             _ => f64::INFINITY,
         };
         let examples = self.data.train.len();
-        let timed = measure::epoch_seconds(&genome, &self.data.train, examples)?;
+        let timed = measure::epoch_seconds(&genome, &self.data.train, self.output, examples)?;
         let per_epoch = from_trial.min(timed);
         let fit = (time_left.as_secs_f64() * EPOCH_SHARE / per_epoch).floor();
         let epochs = (fit as u32).min(self.config.max_final_epochs.max(1));
@@ -106,7 +110,7 @@ impl Finalizer<'_> {
         }
         let epochs = epochs.max(1);
         let spec_path = self.artifacts.root().join("final-spec.json");
-        let spec = genome.to_spec(self.input_shape, self.num_classes);
+        let spec = genome.to_spec(self.input_shape, self.output);
         std::fs::write(
             &spec_path,
             serde_json::to_string_pretty(&spec).expect("specs serialize"),
@@ -149,9 +153,9 @@ impl Finalizer<'_> {
             params: report.params,
             flops: report.flops_per_example,
             latency_ms,
-            val_accuracy: best.value.unwrap_or(f64::NAN),
-            test_accuracy: report.test_accuracy,
-            test_loss: report.test_loss,
+            metric: self.metric.name(),
+            val_value: best.value.unwrap_or(f64::NAN),
+            test: report.test_scores(),
             epochs: report.epochs_run,
             train_seconds: report.train_seconds,
             start,
@@ -176,10 +180,29 @@ impl Finalizer<'_> {
             best.number
         ));
         let (mut meta, mut net) = load_model(trial_dir)?;
-        let (test_loss, test_accuracy) = evaluate(&mut net, &self.data.test);
+        let task = &self.data.info.task;
+        let trained: Option<TrainConfig> = best
+            .attrs
+            .get("config")
+            .and_then(|c| serde_json::from_value(c.clone()).ok());
+        let loss = trained
+            .unwrap_or_default()
+            .loss
+            .unwrap_or(task.default_loss());
+        let test = evaluate(&mut net, &self.data.test, task, loss);
         if let Some(m) = meta.metrics.as_object_mut() {
-            m.insert("test_accuracy".into(), test_accuracy.into());
-            m.insert("test_loss".into(), test_loss.into());
+            let figures = [
+                ("test_loss", Some(test.loss)),
+                ("test_accuracy", test.accuracy),
+                ("test_rmse", test.rmse),
+                ("test_mae", test.mae),
+                ("test_r2", test.r2),
+            ];
+            for (key, value) in figures {
+                if let Some(v) = value {
+                    m.insert(key.into(), v.into());
+                }
+            }
         }
         save_model(out, &meta, &net)?;
         let latency_ms = measure::latency_ms(out)?;
@@ -191,9 +214,9 @@ impl Finalizer<'_> {
             params: meta.params,
             flops: 2 * meta.macs_per_example,
             latency_ms,
-            val_accuracy: best.value.unwrap_or(f64::NAN),
-            test_accuracy,
-            test_loss,
+            metric: self.metric.name(),
+            val_value: best.value.unwrap_or(f64::NAN),
+            test,
             epochs: 0,
             train_seconds: 0.0,
             start: format!(
@@ -216,8 +239,12 @@ struct FinalProgress<'o> {
 
 impl TrainObserver for FinalProgress<'_> {
     fn on_epoch_end(&mut self, m: &EpochMetrics) {
-        self.observer
-            .on_final_epoch(m.epoch, self.epochs, m.accuracy);
+        let train = Scores {
+            loss: m.loss,
+            accuracy: m.accuracy,
+            ..Scores::default()
+        };
+        self.observer.on_final_epoch(m.epoch, self.epochs, &train);
     }
 
     fn on_message(&mut self, message: &str) {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Augment;
 use crate::search::{Trial, TrialError};
+use crate::task::Metric;
 use crate::train::early_stopping::{EarlyStopping, Monitor};
 use crate::train::schedule::LrSchedule;
 use crate::train::TrainConfig;
@@ -114,7 +115,7 @@ impl Hyper {
 
     /// The training config of a trial: these settings for `epochs` epochs, a cosine decay of
     /// the rate over the trial (a short run ends annealed, so its accuracy is comparable), early
-    /// stopping on validation accuracy, and the best epoch's weights kept. The validation split
+    /// stopping on the study's validation metric, and the best epoch's weights kept. The validation split
     /// and seed are the study's, identical in every trial: a child's validation examples must
     /// be ones its parent never trained on.
     pub fn train_config(
@@ -123,6 +124,7 @@ impl Hyper {
         model: String,
         epochs: u32,
         validation_split: f32,
+        metric: Metric,
     ) -> TrainConfig {
         TrainConfig {
             model,
@@ -139,7 +141,7 @@ impl Hyper {
                 min_lr: 0.0,
             },
             early_stopping: EarlyStopping {
-                monitor: Monitor::ValAccuracy,
+                monitor: Monitor::from(metric),
                 patience: 3,
                 min_delta: 0.0,
                 restore_best: true,

@@ -31,13 +31,15 @@ pub use pareto::{arch_points, pareto_front, ArchPoint};
 use crate::arch::strategy::starter;
 use crate::arch::{SpaceLimits, Strategy, StrategyKind};
 use crate::data::LoadedData;
+use crate::model::OutputLayer;
 use crate::search::pruner::PrunerConfig;
 use crate::search::sampler::{make_sampler, trial_rng};
 use crate::search::{
-    best_trial, Direction, FrozenTrial, OptimizeOptions, OptimizeSummary, Study, StudyObserver,
-    StudyOptions, TrialState,
+    best_trial, FrozenTrial, OptimizeOptions, OptimizeSummary, Study, StudyObserver, StudyOptions,
+    TrialState,
 };
 use crate::store::Storage;
+use crate::task::{Metric, Scores, TaskKind};
 use crate::train::TrainConfig;
 use crate::{Error, Result};
 
@@ -46,9 +48,11 @@ pub trait AutoObserver: Sync {
     fn on_message(&self, _message: &str) {}
     /// `start`: where the network's weights come from (`scratch`, `trial 3, widened ...`).
     fn on_trial_start(&self, _number: u64, _architecture: &str, _start: &str) {}
-    fn on_epoch(&self, _number: u64, _epoch: u32, _epochs: u32, _val_accuracy: Option<f32>) {}
+    /// After each epoch of a trial: its validation figure of the study's metric.
+    fn on_epoch(&self, _number: u64, _epoch: u32, _epochs: u32, _value: Option<f32>) {}
     fn on_trial_end(&self, _trial: &FrozenTrial, _best: Option<&FrozenTrial>) {}
-    fn on_final_epoch(&self, _epoch: u32, _epochs: u32, _train_accuracy: f32) {}
+    /// After each epoch of the final training: its training scores.
+    fn on_final_epoch(&self, _epoch: u32, _epochs: u32, _train: &Scores) {}
 }
 
 /// Observes nothing.
@@ -61,6 +65,11 @@ pub struct AutoConfig {
     /// Data SPEC and CSV target, as for `train`.
     pub data: String,
     pub target: Option<String>,
+    /// As for `train`: unset, chosen from the target column.
+    pub task: Option<TaskKind>,
+    /// The validation metric trials are ranked by; unset, the task's default (`val_accuracy`,
+    /// `val_rmse`). Its direction is the study's.
+    pub metric: Option<Metric>,
     pub study: String,
     pub strategy: Strategy,
     /// The sampler of the training hyperparameters (`auto` = TPE).
@@ -122,6 +131,8 @@ impl AutoConfig {
         AutoConfig {
             data: data.to_string(),
             target: None,
+            task: None,
+            metric: None,
             study: "auto".into(),
             strategy,
             sampler: "auto".into(),
@@ -190,6 +201,7 @@ impl AutoConfig {
         TrainConfig {
             data: self.data.clone(),
             target: self.target.clone(),
+            task: self.task,
             seed: self.seed,
             device: self.device,
             ..TrainConfig::default()
@@ -212,6 +224,8 @@ pub struct AutoReport {
     pub pruned: usize,
     pub failed: usize,
     pub run: OptimizeSummary,
+    /// The validation metric trials were ranked by (`val_accuracy`, `val_rmse`, …).
+    pub metric: &'static str,
     /// The best complete trials, best first.
     pub leaderboard: Vec<ArchPoint>,
     pub pareto_front: Vec<ArchPoint>,
@@ -233,15 +247,22 @@ pub fn run_auto(
 ) -> Result<AutoReport> {
     let started = Instant::now();
     config.validate()?;
-    let num_classes = data.train.num_classes.max(data.test.num_classes);
-    if num_classes < 2 {
+    let task = &data.info.task;
+    let classes_seen = data.train.num_classes.max(data.test.num_classes);
+    if !task.is_regression() && task.outputs().min(classes_seen) < 2 {
         return Err(Error::Config(format!(
             "data '{}': the target has a single class; a classifier needs at least two",
             data.info.spec
         )));
     }
+    let metric = config.metric.unwrap_or(task.default_metric());
+    metric
+        .check_fits(task)
+        .map_err(|m| Error::Config(format!("--metric: {m}")))?;
+    let direction = metric.direction();
+    let output = task.model_head();
     let input_shape = data.train.shape.clone();
-    check_budget(config, data, &input_shape, num_classes)?;
+    check_budget(config, data, &input_shape, output)?;
     // Taken once the input is known good (bad input writes nothing) and before the search, so a
     // second run into the same folder fails now, not at the end.
     let _lock = crate::model::OutputLock::acquire(out)?;
@@ -262,12 +283,16 @@ pub fn run_auto(
     let study = Study::new(
         storage,
         &config.study,
-        Direction::Maximize,
+        direction,
         StudyOptions {
             sampler: Arc::from(sampler),
             pruner: Arc::from(pruner),
             seed: config.seed,
-            attrs: serde_json::json!({ "kind": "architecture", "auto": config }),
+            attrs: serde_json::json!({
+                "kind": "architecture",
+                "auto": config,
+                "study": { "metric": metric.name() },
+            }),
         },
     )
     .map_err(search_error)?;
@@ -276,7 +301,8 @@ pub fn run_auto(
         data,
         artifacts,
         input_shape: input_shape.clone(),
-        num_classes,
+        output,
+        metric,
         deadline,
         observer,
     };
@@ -296,7 +322,7 @@ pub fn run_auto(
     let search_seconds = started.elapsed().as_secs_f64();
 
     let trials = study.trials().map_err(|e| search_error(e.into()))?;
-    let best = best_trial(&trials, Direction::Maximize).ok_or_else(|| {
+    let best = best_trial(&trials, direction).ok_or_else(|| {
         let failed: Vec<&str> = trials.iter().filter_map(|t| t.error.as_deref()).collect();
         Error::Io {
             path: format!("study '{}'", config.study),
@@ -316,17 +342,14 @@ pub fn run_auto(
         data,
         artifacts,
         input_shape: &input_shape,
-        num_classes,
+        output,
+        metric,
         observer,
     }
     .run(best, out, time_left)?;
 
     let mut leaderboard = arch_points(&trials);
-    leaderboard.sort_by(|a, b| {
-        b.val_accuracy
-            .total_cmp(&a.val_accuracy)
-            .then(a.number.cmp(&b.number))
-    });
+    pareto::sort_best_first(&mut leaderboard, direction);
     leaderboard.truncate(LEADERBOARD_ROWS);
     let count = |s| trials.iter().filter(|t| t.state == s).count();
     Ok(AutoReport {
@@ -342,7 +365,8 @@ pub fn run_auto(
         failed: count(TrialState::Failed),
         run: summary,
         leaderboard,
-        pareto_front: pareto_front(&trials),
+        metric: metric.name(),
+        pareto_front: pareto_front(&trials, direction),
         final_model,
     })
 }
@@ -357,11 +381,11 @@ fn check_budget(
     config: &AutoConfig,
     data: &LoadedData,
     input_shape: &[usize],
-    num_classes: usize,
+    output: OutputLayer,
 ) -> Result<()> {
     let mut rng = trial_rng(config.seed, 0, "auto.budget");
-    let genome = starter(config.strategy.limits(), input_shape, num_classes, &mut rng)?;
-    let epoch = measure::epoch_seconds(&genome, &data.train, data.train.len())?;
+    let genome = starter(config.strategy.limits(), input_shape, output, &mut rng)?;
+    let epoch = measure::epoch_seconds(&genome, &data.train, output, data.train.len())?;
     let needed = epoch.max(MIN_BUDGET.as_secs_f64());
     let budget = config.time_budget.as_secs_f64();
     if budget < needed {

@@ -10,9 +10,10 @@ use super::{measure, AutoConfig, AutoObserver};
 use crate::arch::evolve::{Proposal, GENOME_ATTR};
 use crate::arch::{morph, Genome, StrategyKind};
 use crate::data::LoadedData;
-use crate::model::{read_weights_file, NamedTensors};
+use crate::model::{read_weights_file, NamedTensors, OutputLayer};
 use crate::search::sampler::trial_rng;
 use crate::search::{FrozenTrial, Study, Trial, TrialError};
+use crate::task::Metric;
 use crate::train::{train_with, EpochMetrics, TrainObserver, TrainOptions, TrainReport};
 
 /// Trial attrs written here (besides the strategy's `genome`, `parent`, `mutation`).
@@ -40,7 +41,10 @@ pub(super) struct TrialRunner<'a> {
     pub data: &'a LoadedData,
     pub artifacts: &'a Artifacts,
     pub input_shape: Vec<usize>,
-    pub num_classes: usize,
+    /// The task's output layer, ending every genome's model.
+    pub output: OutputLayer,
+    /// What trials are ranked by (the study's direction is its).
+    pub metric: Metric,
     /// The end of the search phase: a trial still training then stops at its next step.
     pub deadline: Instant,
     pub observer: &'a dyn AutoObserver,
@@ -63,12 +67,12 @@ impl TrialRunner<'_> {
             self.config.seed,
             number,
             &self.input_shape,
-            self.num_classes,
+            self.output,
         )?;
         proposal.record(trial)?;
         let cost = strategy
             .limits()
-            .admit(&proposal.genome, &self.input_shape, self.num_classes)
+            .admit(&proposal.genome, &self.input_shape, self.output)
             .map_err(TrialError::failed)?;
         let architecture = proposal.genome.to_string();
         trial.set_attr("architecture", &architecture)?;
@@ -85,7 +89,7 @@ impl TrialRunner<'_> {
         let dir = self.artifacts.trial_dir(number);
         std::fs::create_dir_all(&dir).map_err(TrialError::failed)?;
         let spec_path = dir.join("spec.json");
-        let spec = proposal.genome.to_spec(&self.input_shape, self.num_classes);
+        let spec = proposal.genome.to_spec(&self.input_shape, self.output);
         std::fs::write(
             &spec_path,
             serde_json::to_string_pretty(&spec).expect("specs serialize"),
@@ -96,6 +100,7 @@ impl TrialRunner<'_> {
             spec_path.display().to_string(),
             self.config.epochs_per_trial,
             self.config.validation_split,
+            self.metric,
         );
         if start.weights.is_some() {
             train_config.lr *= INHERITED_LR_SCALE;
@@ -108,6 +113,7 @@ impl TrialRunner<'_> {
             epochs: train_config.epochs,
             deadline: self.deadline,
             observer: self.observer,
+            metric: self.metric,
             pruned: false,
             cut: false,
             error: None,
@@ -156,6 +162,9 @@ impl TrialRunner<'_> {
         }
         let report = result.map_err(TrialError::failed)?;
         trial.set_attr("report", trial_report(&report))?;
+        if let Some(sample) = &report.val_sample {
+            trial.set_attr(crate::tune::PREDICTIONS_ATTR, sample)?;
+        }
         if pruned {
             return Err(TrialError::Pruned);
         }
@@ -184,9 +193,15 @@ impl TrialRunner<'_> {
             Artifacts::folder_name(trial.number()).as_str(),
         )?;
         report
-            .val_accuracy
+            .val_scores()
+            .and_then(|s| self.metric.of(&s))
             .map(f64::from)
-            .ok_or_else(|| TrialError::failed("training produced no validation accuracy"))
+            .ok_or_else(|| {
+                TrialError::failed(format!(
+                    "training produced no validation {}",
+                    self.metric.name()
+                ))
+            })
     }
 
     /// The training settings: a child that starts from its parent's weights continues with the
@@ -278,6 +293,9 @@ fn trial_report(r: &TrainReport) -> serde_json::Value {
     serde_json::json!({
         "val_accuracy": r.val_accuracy,
         "val_loss": r.val_loss,
+        "val_rmse": r.val_rmse,
+        "val_mae": r.val_mae,
+        "val_r2": r.val_r2,
         "epochs_run": r.epochs_run,
         "best_epoch": r.best_epoch,
         "train_seconds": r.train_seconds,
@@ -287,7 +305,7 @@ fn trial_report(r: &TrainReport) -> serde_json::Value {
     })
 }
 
-/// Reports each epoch's validation accuracy to the study (for ASHA) and to the observer, and
+/// Reports each epoch's validation metric to the study (for ASHA) and to the observer, and
 /// stops training when the pruner says so, storage fails, or the search's time is up.
 struct EpochReporter<'t, 's, 'o> {
     trial: &'t mut Trial<'s>,
@@ -295,6 +313,7 @@ struct EpochReporter<'t, 's, 'o> {
     epochs: u32,
     deadline: Instant,
     observer: &'o dyn AutoObserver,
+    metric: Metric,
     pruned: bool,
     /// Stopped by the deadline: the trial completes with what it reached.
     cut: bool,
@@ -303,9 +322,10 @@ struct EpochReporter<'t, 's, 'o> {
 
 impl TrainObserver for EpochReporter<'_, '_, '_> {
     fn on_epoch_end(&mut self, m: &EpochMetrics) {
+        let value = m.val_scores().and_then(|s| self.metric.of(&s));
         self.observer
-            .on_epoch(self.number, m.epoch, self.epochs, m.val_accuracy);
-        let Some(value) = m.val_accuracy else { return };
+            .on_epoch(self.number, m.epoch, self.epochs, value);
+        let Some(value) = value else { return };
         let outcome = self
             .trial
             .report(m.epoch, value as f64)
@@ -349,6 +369,7 @@ mod tests {
             train: all.train.subset(&(0..400).collect::<Vec<_>>()),
             test: all.test.subset(&(0..100).collect::<Vec<_>>()),
             info: all.info,
+            task_choice: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let artifacts = Artifacts::new(dir.path().join("a")).unwrap();
@@ -358,7 +379,8 @@ mod tests {
             data: &data,
             artifacts: &artifacts,
             input_shape: vec![28, 28, 1],
-            num_classes: 10,
+            output: OutputLayer::classes(10),
+            metric: Metric::ValAccuracy,
             // Already passed: the first step's interrupt poll stops the training.
             deadline: Instant::now(),
             observer: &NoAutoObserver,

@@ -86,14 +86,19 @@ pub enum DataError {
         found: usize,
     },
 
-    /// The target column holds numbers that are not class labels (e.g. `1.5`).
-    #[error("{path}:{line}: target column `{column}` holds the non-integer number `{value}`; Modelsmith trains classifiers, so the target must be class labels (integers or names)")]
-    CsvContinuousTarget {
+    /// A regression target that is not a finite number (text, `inf`).
+    #[error("{path}:{line}: target column `{column}` holds `{value}`, which is not a finite number; a regression target needs a number on every row (fix or remove that line)")]
+    CsvTargetNotNumber {
         path: String,
         line: u64,
         column: String,
         value: String,
     },
+
+    /// The target columns cannot be learned as asked (a constant column, text to regress,
+    /// several columns to classify, a column named twice).
+    #[error("{path}: {message}")]
+    CsvTarget { path: String, message: String },
 
     /// `csv:FILE` was given without a target column.
     #[error("{path}: no target column given; pass --target COL with one of: {columns}")]
@@ -163,11 +168,12 @@ pub enum DataError {
     },
 
     /// A row has no target value (labels are never imputed).
-    #[error("{path}:{line}: target column `{column}` is empty; labels are never imputed, remove that line or fill it in")]
+    #[error("{path}:{line}: target column `{column}` has no value (`{value}`); targets are never imputed, remove that line or fill it in")]
     CsvMissingTarget {
         path: String,
         line: u64,
         column: String,
+        value: String,
     },
 
     /// An image file could not be decoded.

@@ -407,12 +407,14 @@ fn assemble(train: Part, test: Part) -> Result<(Dataset, Dataset), DataError> {
         Dataset {
             x: xa,
             y: ya,
+            values: Vec::new(),
             shape: sa.to_vec(),
             num_classes,
         },
         Dataset {
             x: xb,
             y: yb,
+            values: Vec::new(),
             shape: sb.to_vec(),
             num_classes,
         },

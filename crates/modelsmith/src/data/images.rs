@@ -91,6 +91,7 @@ pub(crate) fn load_folder(dir: &Path, opts: &LoadOptions) -> Result<Loaded, Data
         Dataset {
             x: inputs.concat(),
             y: files.iter().map(|f| f.1).collect(),
+            values: Vec::new(),
             shape: shape.clone(),
             num_classes,
         }
@@ -138,6 +139,7 @@ pub(crate) fn held_out_folder(
     Ok(Dataset {
         x: inputs.concat(),
         y: files.iter().map(|f| f.1).collect(),
+        values: Vec::new(),
         shape: preprocessing.input_shape(),
         num_classes: class_names.len(),
     })

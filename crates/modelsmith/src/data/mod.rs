@@ -58,6 +58,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+use crate::task::{Task, TaskKind};
 use std::path::PathBuf;
 
 /// An in-memory, preprocessed data set, ready to train on.
@@ -65,11 +67,16 @@ use std::path::PathBuf;
 pub struct Dataset {
     /// All examples back to back: `len() * example_len()` values, each laid out per `shape`.
     pub x: Vec<f32>,
-    /// Class index per example, `< num_classes`.
+    /// Class index per example, `< num_classes`. For regression, the example's stratum (which
+    /// tenth of the first target's values it falls in), so that splits stratified by `y` keep
+    /// the target's distribution.
     pub y: Vec<u32>,
+    /// Regression only: the standardized targets (see [`crate::task::TargetScale`]), `len() *
+    /// targets` values. Empty for classification.
+    pub values: Vec<f32>,
     /// Shape of one example: `[h, w, c]` (HWC) for images, `[features]` for tables.
     pub shape: Vec<usize>,
-    /// Number of classes (the model's output width).
+    /// Number of classes (regression: of strata). The model's output width is the task's.
     pub num_classes: usize,
 }
 
@@ -79,6 +86,7 @@ impl Dataset {
         Dataset {
             x: Vec::new(),
             y: Vec::new(),
+            values: Vec::new(),
             shape,
             num_classes,
         }
@@ -117,10 +125,13 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let mut x = Vec::new();
         let mut y = Vec::new();
+        let mut values = Vec::new();
         self.gather(indices, &mut x, &mut y);
+        self.gather_values(indices, &mut values);
         Dataset {
             x,
             y,
+            values,
             shape: self.shape.clone(),
             num_classes: self.num_classes,
         }
@@ -149,9 +160,11 @@ impl Dataset {
         let mut y = Vec::with_capacity(self.y.len() + other.y.len());
         y.extend_from_slice(&self.y);
         y.extend_from_slice(&other.y);
+        let values = [self.values.as_slice(), &other.values].concat();
         Ok(Dataset {
             x,
             y,
+            values,
             shape: self.shape.clone(),
             num_classes: self.num_classes.max(other.num_classes),
         })
@@ -169,6 +182,22 @@ impl Dataset {
         for &i in indices {
             x_out.extend_from_slice(&self.x[i * n..(i + 1) * n]);
             y_out.push(self.y[i]);
+        }
+    }
+
+    /// Regression targets per example (0 for classification).
+    pub fn values_per_example(&self) -> usize {
+        self.values.len().checked_div(self.len()).unwrap_or(0)
+    }
+
+    /// Copies the regression targets of examples `indices` into `out` (cleared; stays empty for
+    /// classification), reusing its capacity like [`Dataset::gather`].
+    pub fn gather_values(&self, indices: &[usize], out: &mut Vec<f32>) {
+        let k = self.values_per_example();
+        out.clear();
+        out.reserve(indices.len() * k);
+        for &i in indices {
+            out.extend_from_slice(&self.values[i * k..(i + 1) * k]);
         }
     }
 }
@@ -221,20 +250,54 @@ pub struct LoadedData {
     pub train: Dataset,
     pub test: Dataset,
     pub info: DataInfo,
+    /// For a table: the task its target is learned as and why, in one line for the user
+    /// (`regression: `target` has 214 distinct integer values in 353 rows; --task …`).
+    pub task_choice: Option<String>,
 }
 
 /// What a saved model needs to know about its data.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(from = "DataInfoFile")]
 pub struct DataInfo {
     /// The data SPEC the model was trained on, as given.
     pub spec: String,
-    /// Name of each class, by class index.
-    pub class_names: Vec<String>,
+    /// What the model predicts: classes (with their names) or values (with their scales).
+    pub task: Task,
     /// How to turn a raw input into a model input.
     pub preprocessing: Preprocessing,
 }
 
+/// `DataInfo` as `model.json` holds it: folders written before tasks existed name their
+/// classes in `class_names` instead of a `task`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataInfoFile {
+    spec: String,
+    #[serde(default)]
+    task: Option<Task>,
+    #[serde(default)]
+    class_names: Vec<String>,
+    preprocessing: Preprocessing,
+}
+
+impl From<DataInfoFile> for DataInfo {
+    fn from(f: DataInfoFile) -> DataInfo {
+        DataInfo {
+            spec: f.spec,
+            task: f.task.unwrap_or(Task::Classification {
+                classes: f.class_names,
+            }),
+            preprocessing: f.preprocessing,
+        }
+    }
+}
+
 impl DataInfo {
+    /// Name of each class, by class index (empty for regression).
+    pub fn class_names(&self) -> &[String] {
+        self.task.class_names()
+    }
+
     /// The target column of a table's data (`None` for images).
     pub fn target_column(&self) -> Option<String> {
         match &self.preprocessing {
@@ -258,8 +321,11 @@ pub enum MissingPolicy {
 /// Options for [`load`].
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// CSV target (label) column; required for `csv:FILE`, ignored otherwise.
+    /// CSV target column, or columns separated by commas (`a,b`: a regression on both);
+    /// required for `csv:FILE`, ignored otherwise.
     pub target: Option<String>,
+    /// The task to learn a CSV's target as; `None` lets [`crate::task::choose`] decide.
+    pub task: Option<TaskKind>,
     /// Held-out fraction for sources without their own test split; in `(0, 1)`. Default 0.2.
     pub test_fraction: f32,
     /// Seed of the train/test split.
@@ -282,6 +348,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             target: None,
+            task: None,
             test_fraction: 0.2,
             seed: 0,
             missing: MissingPolicy::Impute,
@@ -339,14 +406,14 @@ pub fn load_held_out(
         table::held_out_csv(
             std::path::Path::new(file),
             &info.preprocessing,
-            &info.class_names,
+            &info.task,
             opts.target.as_deref(),
         )?
     } else if let Some(dir) = spec_trimmed.strip_prefix("images:") {
         let data = images::held_out_folder(
             std::path::Path::new(dir),
             &info.preprocessing,
-            &info.class_names,
+            info.class_names(),
         )?;
         (data, EncodingReport::default())
     } else {
@@ -364,17 +431,18 @@ pub fn load_held_out(
                 ),
             });
         }
-        if loaded.test.num_classes > info.class_names.len() {
+        let classes = info.class_names().len();
+        if info.task.is_regression() || loaded.test.num_classes > classes {
             return Err(DataError::Incompatible {
                 message: format!(
                     "data '{spec}' has {} classes but the model predicts {}",
                     loaded.test.num_classes,
-                    info.class_names.len()
+                    info.task.describe()
                 ),
             });
         }
         let mut data = loaded.test;
-        data.num_classes = info.class_names.len();
+        data.num_classes = classes;
         (data, EncodingReport::default())
     };
     if data.is_empty() {
@@ -426,11 +494,13 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> {
 /// Loads and splits (when the source has no test part of its own) one source.
 fn load_source(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> {
     let spec_trimmed = spec.trim();
-    let (train, test, class_names, preprocessing) = if spec_trimmed == "digits" {
+    let classes = |names: Vec<String>| Task::Classification { classes: names };
+    let mut choice = None;
+    let (train, test, task, preprocessing) = if spec_trimmed == "digits" {
         let (train, test) = idx::load_digits()?;
         let names = (0..train.num_classes).map(|i| i.to_string()).collect();
         let pre = idx::preprocessing_for(&train.shape);
-        (train, test, names, pre)
+        (train, test, classes(names), pre)
     } else if spec_trimmed == "fashion-mnist" {
         let dir = &opts.fashion_mnist_dir;
         if !dir.is_dir() {
@@ -448,16 +518,19 @@ fn load_source(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> 
             (0..train.num_classes).map(|i| i.to_string()).collect()
         };
         let pre = idx::preprocessing_for(&train.shape);
-        (train, test, names, pre)
+        (train, test, classes(names), pre)
     } else if let Some(dir) = spec_trimmed.strip_prefix("idx:") {
         let (train, test) = idx::load_dir(std::path::Path::new(dir))?;
         let names = (0..train.num_classes).map(|i| i.to_string()).collect();
         let pre = idx::preprocessing_for(&train.shape);
-        (train, test, names, pre)
+        (train, test, classes(names), pre)
     } else if let Some(file) = spec_trimmed.strip_prefix("csv:") {
-        table::load_csv(std::path::Path::new(file), opts)?
+        let loaded = table::load_csv(std::path::Path::new(file), opts)?;
+        choice = Some(loaded.choice.reason);
+        (loaded.train, loaded.test, loaded.task, loaded.preprocessing)
     } else if let Some(dir) = spec_trimmed.strip_prefix("images:") {
-        images::load_folder(std::path::Path::new(dir), opts)?
+        let (train, test, names, pre) = images::load_folder(std::path::Path::new(dir), opts)?;
+        (train, test, classes(names), pre)
     } else {
         return Err(DataError::UnknownSpec {
             spec: spec.to_string(),
@@ -468,7 +541,7 @@ fn load_source(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> 
         train = train.len(),
         test = test.len(),
         shape = ?train.shape,
-        classes = train.num_classes,
+        task = %task.describe(),
         "loaded data"
     );
     Ok(LoadedData {
@@ -476,8 +549,9 @@ fn load_source(spec: &str, opts: &LoadOptions) -> Result<LoadedData, DataError> 
         test,
         info: DataInfo {
             spec: spec.to_string(),
-            class_names,
+            task,
             preprocessing,
         },
+        task_choice: choice,
     })
 }

@@ -12,10 +12,9 @@ use super::{
     split_indices, ColumnKind, ColumnTransform, DataError, Dataset, EncodingReport, LoadOptions,
     MissingPolicy, Preprocessing,
 };
+use crate::task::{Choice, TargetScale, Task, TaskKind};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-
-type Loaded = (Dataset, Dataset, Vec<String>, Preprocessing);
 
 /// A string column is refused (unless allowed) when it has more distinct values than this
 /// share of the rows, and more than [`HIGH_CARDINALITY_MIN`]: such a column is free text or an
@@ -119,7 +118,22 @@ impl Table {
             .collect()
     }
 
-    /// Refuses a row without a target value (labels are never imputed).
+    /// Refuses a target that is a number but not a finite one (`inf`, `1e999`).
+    fn check_targets_finite(&self, target_col: usize) -> Result<(), DataError> {
+        for (row, &line) in self.rows.iter().zip(&self.lines) {
+            if is_non_finite_number(&row[target_col]) {
+                return Err(DataError::CsvTargetNotNumber {
+                    path: self.path.clone(),
+                    line,
+                    column: self.header[target_col].clone(),
+                    value: row[target_col].to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a row without a target value (targets are never imputed).
     fn check_targets_present(&self, target_col: usize) -> Result<(), DataError> {
         for (row, &line) in self.rows.iter().zip(&self.lines) {
             if is_missing(&row[target_col]) {
@@ -127,6 +141,7 @@ impl Table {
                     path: self.path.clone(),
                     line,
                     column: self.header[target_col].clone(),
+                    value: row[target_col].to_string(),
                 });
             }
         }
@@ -169,8 +184,8 @@ fn is_non_finite_number(field: &str) -> bool {
 }
 
 /// Class names of a training table: the distinct target values, sorted numerically if all are
-/// numbers, else as strings. A fractional number means a regression target: refused.
-fn class_names_of(table: &Table, target_col: usize) -> Result<Vec<String>, DataError> {
+/// numbers, else as strings.
+fn class_names_of(table: &Table, target_col: usize) -> Vec<String> {
     let mut names: Vec<String> = table
         .rows
         .iter()
@@ -180,25 +195,80 @@ fn class_names_of(table: &Table, target_col: usize) -> Result<Vec<String>, DataE
     names.dedup();
     let numbers: Option<Vec<f64>> = names.iter().map(|s| parse_number(s)).collect();
     let Some(numbers) = numbers else {
-        return Ok(names);
+        return names;
     };
-    if let Some((value, _)) = names.iter().zip(&numbers).find(|(_, v)| v.fract() != 0.0) {
-        let line = table
-            .rows
-            .iter()
-            .zip(&table.lines)
-            .find(|(r, _)| &r[target_col] == value.as_str())
-            .map_or(0, |(_, &l)| l);
-        return Err(DataError::CsvContinuousTarget {
-            path: table.path.clone(),
-            line,
-            column: table.header[target_col].clone(),
-            value: value.clone(),
-        });
-    }
     let mut paired: Vec<(f64, String)> = numbers.into_iter().zip(names).collect();
     paired.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    Ok(paired.into_iter().map(|p| p.1).collect())
+    paired.into_iter().map(|p| p.1).collect()
+}
+
+/// The columns `--target` names (`a` or `a,b`), each once.
+fn target_columns(table: &Table, spec: &str) -> Result<Vec<usize>, DataError> {
+    let mut cols: Vec<usize> = Vec::new();
+    for name in spec.split(',').map(str::trim) {
+        let c = table.target_column(name)?;
+        if cols.contains(&c) {
+            return Err(DataError::CsvTarget {
+                path: table.path.clone(),
+                message: format!("--target names column `{name}` twice"),
+            });
+        }
+        cols.push(c);
+    }
+    Ok(cols)
+}
+
+/// Each row's value of a regression target column; a value that is not a finite number is an
+/// error naming its line.
+fn target_numbers(table: &Table, col: usize) -> Result<Vec<f64>, DataError> {
+    table
+        .rows
+        .iter()
+        .zip(&table.lines)
+        .map(|(row, &line)| {
+            parse_number(&row[col]).ok_or_else(|| DataError::CsvTargetNotNumber {
+                path: table.path.clone(),
+                line,
+                column: table.header[col].clone(),
+                value: row[col].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Strata for splitting a regression table: which tenth of the values (by rank) each row's
+/// value falls in, so the test part spans the target's range like the whole.
+fn strata(values: &[f64]) -> (Vec<u32>, usize) {
+    let n = values.len();
+    let bins = n.clamp(1, 10);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut y = vec![0u32; n];
+    for (rank, &i) in order.iter().enumerate() {
+        y[i] = (rank * bins / n.max(1)) as u32;
+    }
+    (y, bins)
+}
+
+/// The task's target encoding of rows `indices`: class labels, or standardized values.
+struct Targets {
+    labels: Vec<u32>,
+    num_classes: usize,
+    /// Regression: per row, one raw value per target.
+    raw: Vec<Vec<f64>>,
+}
+
+impl Targets {
+    fn part(&self, indices: &[usize], task: &Task) -> (Vec<u32>, Vec<f32>) {
+        let y = indices.iter().map(|&i| self.labels[i]).collect();
+        let mut values = Vec::with_capacity(indices.len() * task.targets().len());
+        for &i in indices {
+            for (scale, raw) in task.targets().iter().zip(&self.raw) {
+                values.push(scale.standardize(raw[i]));
+            }
+        }
+        (y, values)
+    }
 }
 
 /// Each row's class index by `class_names`; a value that is not a class is an error naming it
@@ -351,8 +421,59 @@ fn warn_non_finite(path: &str, counts: &BTreeMap<String, usize>) {
     }
 }
 
-/// A training table: fits the preprocessing on the train rows and encodes both parts.
-pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataError> {
+/// A training table, split and encoded.
+pub(crate) struct LoadedTable {
+    pub train: Dataset,
+    pub test: Dataset,
+    pub task: Task,
+    pub preprocessing: Preprocessing,
+    pub choice: Choice,
+}
+
+/// Chooses the task for the target columns (several: a regression on each).
+fn choose_task(
+    table: &Table,
+    target_cols: &[usize],
+    requested: Option<TaskKind>,
+) -> Result<Choice, DataError> {
+    let bad = |message: String| DataError::CsvTarget {
+        path: table.path.clone(),
+        message,
+    };
+    let column_choice = |c: usize, requested| {
+        let values: Vec<&str> = table.rows.iter().map(|r| &r[c]).collect();
+        crate::task::choose(&table.header[c], &values, requested).map_err(bad)
+    };
+    if let [c] = target_cols {
+        return column_choice(*c, requested);
+    }
+    let names: Vec<&str> = target_cols
+        .iter()
+        .map(|&c| table.header[c].as_str())
+        .collect();
+    if requested == Some(TaskKind::Classification) {
+        return Err(bad(format!(
+            "--target names {} columns ({}); classification learns one, a regression may learn several",
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    for &c in target_cols {
+        column_choice(c, Some(TaskKind::Regression))?;
+    }
+    Ok(Choice {
+        kind: TaskKind::Regression,
+        reason: format!(
+            "regression: {} target columns ({})",
+            names.len(),
+            names.join(", ")
+        ),
+    })
+}
+
+/// A training table: chooses the task, splits (stratified by class, or by the first target's
+/// tenths), fits the preprocessing and the target scales on the train rows, encodes both parts.
+pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<LoadedTable, DataError> {
     let table = Table::read(path)?;
     let target = opts
         .target
@@ -361,9 +482,9 @@ pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataEr
             path: table.path.clone(),
             columns: table.listed(),
         })?;
-    let target_col = table.target_column(target)?;
+    let target_cols = target_columns(&table, target)?;
     let features: Vec<usize> = (0..table.header.len())
-        .filter(|&c| c != target_col)
+        .filter(|c| !target_cols.contains(c))
         .collect();
     if features.is_empty() {
         return Err(DataError::Empty {
@@ -371,12 +492,36 @@ pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataEr
             message: format!("the only column is the target `{target}`; add feature columns"),
         });
     }
-    table.check_targets_present(target_col)?;
-    let class_names = class_names_of(&table, target_col)?;
-    let labels = decode_labels(&table, target_col, &class_names)?;
-    if class_names.len() < 2 {
-        tracing::warn!(file = %table.path, "target column `{target}` has a single class");
+    for &c in &target_cols {
+        table.check_targets_present(c)?;
+        table.check_targets_finite(c)?;
     }
+    let choice = choose_task(&table, &target_cols, opts.task)?;
+    let (targets, class_names) = match choice.kind {
+        TaskKind::Classification => {
+            let class_names = class_names_of(&table, target_cols[0]);
+            let labels = decode_labels(&table, target_cols[0], &class_names)?;
+            let targets = Targets {
+                labels,
+                num_classes: class_names.len(),
+                raw: Vec::new(),
+            };
+            (targets, class_names)
+        }
+        TaskKind::Regression => {
+            let raw = target_cols
+                .iter()
+                .map(|&c| target_numbers(&table, c))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (labels, num_classes) = strata(&raw[0]);
+            let targets = Targets {
+                labels,
+                num_classes,
+                raw,
+            };
+            (targets, Vec::new())
+        }
+    };
 
     // Missing values under the reject policy: the first one, in file order.
     if opts.missing == MissingPolicy::Reject {
@@ -392,18 +537,36 @@ pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataEr
     }
     warn_non_finite(&table.path, &table.non_finite(&features, opts.missing)?);
 
-    let (train_idx, test_idx) = split_indices(&labels, opts.test_fraction, opts.seed);
+    let (train_idx, test_idx) = split_indices(&targets.labels, opts.test_fraction, opts.seed);
+    let task = match choice.kind {
+        TaskKind::Classification => Task::Classification {
+            classes: class_names,
+        },
+        TaskKind::Regression => Task::Regression {
+            targets: target_cols
+                .iter()
+                .zip(&targets.raw)
+                .map(|(&c, raw)| {
+                    TargetScale::fit(&table.header[c], train_idx.iter().map(|&i| raw[i]))
+                })
+                .collect(),
+        },
+    };
     let columns = features
         .iter()
         .map(|&c| fit_column(&table, c, &train_idx, opts))
         .collect::<Result<Vec<_>, _>>()?;
     let width: usize = columns.iter().map(|c| c.kind.width()).sum();
     let mut unseen = BTreeMap::new();
-    let part = |indices: &[usize], unseen: &mut BTreeMap<String, usize>| Dataset {
-        x: encode_rows(&table, &columns, &features, indices, unseen),
-        y: indices.iter().map(|&i| labels[i]).collect(),
-        shape: vec![width],
-        num_classes: class_names.len(),
+    let part = |indices: &[usize], unseen: &mut BTreeMap<String, usize>| {
+        let (y, values) = targets.part(indices, &task);
+        Dataset {
+            x: encode_rows(&table, &columns, &features, indices, unseen),
+            y,
+            values,
+            shape: vec![width],
+            num_classes: targets.num_classes,
+        }
     };
     let train = part(&train_idx, &mut unseen);
     let test = part(&test_idx, &mut unseen);
@@ -411,15 +574,22 @@ pub(crate) fn load_csv(path: &Path, opts: &LoadOptions) -> Result<Loaded, DataEr
         target: target.to_string(),
         columns,
     };
-    Ok((train, test, class_names, preprocessing))
+    Ok(LoadedTable {
+        train,
+        test,
+        task,
+        preprocessing,
+        choice,
+    })
 }
 
 /// A user's own table scored whole with a trained model's preprocessing: features by header
-/// name, targets decoded by the training classes.
+/// name, targets encoded as the task says (classes by the training classes, values by the
+/// training scales). `target` overrides the trained target column(s) name(s).
 pub(crate) fn held_out_csv(
     path: &Path,
     preprocessing: &Preprocessing,
-    class_names: &[String],
+    task: &Task,
     target: Option<&str>,
 ) -> Result<(Dataset, EncodingReport), DataError> {
     let Preprocessing::Table {
@@ -436,20 +606,56 @@ pub(crate) fn held_out_csv(
     };
     let table = Table::read(path)?;
     let target = target.unwrap_or(trained_target);
-    let target_col = table.target_column(target)?;
+    let target_cols = target_columns(&table, target)?;
+    let expected = if task.is_regression() {
+        task.outputs()
+    } else {
+        1
+    };
+    if target_cols.len() != expected {
+        return Err(DataError::CsvTarget {
+            path: table.path.clone(),
+            message: format!(
+                "--target names {} column(s) but the model predicts {}",
+                target_cols.len(),
+                task.describe()
+            ),
+        });
+    }
     let positions = table.positions(columns)?;
-    table.check_targets_present(target_col)?;
-    let labels = decode_labels(&table, target_col, class_names)?;
+    for &c in &target_cols {
+        table.check_targets_present(c)?;
+    }
+    let all: Vec<usize> = (0..table.rows.len()).collect();
+    let (y, values, num_classes) = match task {
+        Task::Classification { classes } => {
+            let labels = decode_labels(&table, target_cols[0], classes)?;
+            (labels, Vec::new(), classes.len())
+        }
+        Task::Regression { .. } => {
+            let raw = target_cols
+                .iter()
+                .map(|&c| target_numbers(&table, c))
+                .collect::<Result<Vec<_>, _>>()?;
+            let targets = Targets {
+                labels: vec![0; all.len()],
+                num_classes: 1,
+                raw,
+            };
+            let (y, values) = targets.part(&all, task);
+            (y, values, 1)
+        }
+    };
     let non_finite = table.non_finite(&positions, MissingPolicy::Impute)?;
     warn_non_finite(&table.path, &non_finite);
-    let all: Vec<usize> = (0..table.rows.len()).collect();
     let mut unseen_categories = BTreeMap::new();
     let x = encode_rows(&table, columns, &positions, &all, &mut unseen_categories);
     let data = Dataset {
         x,
-        y: labels,
+        y,
+        values,
         shape: preprocessing.input_shape(),
-        num_classes: class_names.len(),
+        num_classes,
     };
     let report = EncodingReport {
         examples: data.len(),

@@ -1,13 +1,16 @@
 //! ONNX export: a saved model as an ONNX graph (opset 13, IR version 7) that computes what
-//! [`crate::predict::Predictor::probabilities`] computes.
+//! [`crate::predict::Predictor::outputs`] computes.
 //!
 //! The graph's contract:
 //! - input `input`, f32 `[batch, ..input_shape]`: for images NHWC `[batch, h, w, c]` exactly as
 //!   the engine takes it. This is the *preprocessed* tensor (pixels times `scale`, tables
 //!   standardized and one-hot encoded); the preprocessing is stored as JSON in the model's
-//!   `metadata_props` under `modelsmith.preprocessing`, beside `modelsmith.class_names`,
-//!   `modelsmith.input_layout` and `modelsmith.spec`.
-//! - output `probabilities`, f32 `[batch, classes]`: the softmax of the logits.
+//!   `metadata_props` under `modelsmith.preprocessing`, beside `modelsmith.task` (the task with
+//!   its class names or target scales), `modelsmith.class_names`, `modelsmith.input_layout` and
+//!   `modelsmith.spec`.
+//! - output, by task: `probabilities`, f32 `[batch, classes]`, the softmax of the logits; or
+//!   `values`, f32 `[batch, targets]`, the outputs mapped back to the targets' units
+//!   (`Mul` by each target's std, `Add` its mean).
 //! - the batch axis is dynamic (`dim_param = "batch"`).
 //!
 //! Mapping, layer by layer (ONNX convolutions and pools work on NCHW, so images are transposed
@@ -44,6 +47,7 @@ use super::onnx_pb::{
     TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use crate::model::{ActivationSpec, LayerKind, ModelMeta, PaddingSpec};
+use crate::task::Task;
 use crate::{Error, Result};
 
 /// The operator set the graphs use.
@@ -52,8 +56,6 @@ pub const OPSET: i64 = 13;
 pub const IR_VERSION: i64 = 7;
 /// Name of the graph input.
 pub const INPUT_NAME: &str = "input";
-/// Name of the graph output.
-pub const OUTPUT_NAME: &str = "probabilities";
 
 /// Serializes a model to ONNX protobuf bytes.
 pub fn encode(model: &ModelProto) -> Vec<u8> {
@@ -195,27 +197,59 @@ pub fn to_onnx(meta: &ModelMeta, net: &Network) -> Result<ModelProto> {
         values.push(out);
     }
     let logits = values.last().expect("at least the input").clone();
-    g.nodes.push(node_proto(
-        "Softmax",
-        &[logits],
-        OUTPUT_NAME,
-        vec![int("axis", 1)],
-    ));
+    let task = &meta.data.task;
+    let output_name = task.output_name();
+    match task {
+        Task::Classification { .. } => g.nodes.push(node_proto(
+            "Softmax",
+            &[logits],
+            output_name,
+            vec![int("axis", 1)],
+        )),
+        Task::Regression { targets } => {
+            let k = targets.len();
+            let std: Vec<f32> = targets.iter().map(|t| t.std as f32).collect();
+            let mean: Vec<f32> = targets.iter().map(|t| t.mean as f32).collect();
+            g.initializer("target_std", &[k], &std);
+            g.initializer("target_mean", &[k], &mean);
+            let scaled = g.node("Mul", &[logits.as_str(), "target_std"], vec![]);
+            g.nodes.push(node_proto(
+                "Add",
+                &[scaled, "target_mean".to_string()],
+                output_name,
+                vec![],
+            ));
+        }
+    }
 
     let mut input_dims = vec![batch_dim()];
     input_dims.extend(shapes[0].iter().map(|&d| fixed_dim(d)));
     let graph = GraphProto {
-        name: Some(meta.spec.name.clone().unwrap_or_else(|| "modelsmith".into())),
+        name: Some(
+            meta.spec
+                .name
+                .clone()
+                .unwrap_or_else(|| "modelsmith".into()),
+        ),
         node: g.nodes,
         initializer: g.initializers,
         input: vec![value_info(INPUT_NAME, input_dims)],
         output: vec![value_info(
-            OUTPUT_NAME,
-            vec![batch_dim(), fixed_dim(meta.num_classes)],
+            output_name,
+            vec![batch_dim(), fixed_dim(meta.outputs)],
         )],
         doc_string: Some(format!(
-            "input: the preprocessed {} tensor (see metadata modelsmith.preprocessing); output: class probabilities",
-            if shapes[0].len() == 3 { "NHWC image" } else { "feature" }
+            "input: the preprocessed {} tensor (see metadata modelsmith.preprocessing); output: {}",
+            if shapes[0].len() == 3 {
+                "NHWC image"
+            } else {
+                "feature"
+            },
+            if task.is_regression() {
+                "values in the targets' units"
+            } else {
+                "class probabilities"
+            }
         )),
         ..Default::default()
     };
@@ -225,9 +259,10 @@ pub fn to_onnx(meta: &ModelMeta, net: &Network) -> Result<ModelProto> {
             "modelsmith.preprocessing",
             json(serde_json::to_string(&meta.data.preprocessing)),
         ),
+        ("modelsmith.task", json(serde_json::to_string(task))),
         (
             "modelsmith.class_names",
-            json(serde_json::to_string(&meta.data.class_names)),
+            json(serde_json::to_string(meta.data.class_names())),
         ),
         (
             "modelsmith.input_layout",

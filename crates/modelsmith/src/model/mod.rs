@@ -14,7 +14,7 @@ pub use activation::ActivationSpec;
 pub use build::build_network;
 pub use output_lock::{OutputLock, LOCK_FILE};
 pub use saved::{load_model, save_model, ModelMeta, MAX_INPUT_VALUES, MODEL_FORMAT_VERSION};
-pub use spec::{LayerKind, LayerSpec, ModelSpec, PaddingSpec, BUILTIN_MODELS};
+pub use spec::{LayerKind, LayerSpec, ModelSpec, OutputLayer, PaddingSpec, BUILTIN_MODELS};
 pub use weights::{
     load_weights, read_weights_file, weights_to_bytes, write_atomic as write_atomic_file,
     write_weights_file, NamedTensors, WeightSnapshot,
@@ -57,9 +57,15 @@ impl ModelSpec {
         }
     }
 
-    /// `--model` argument: a built-in name (`seed-cnn`, `mlp`) or a spec file.
-    pub fn resolve(arg: &str, num_classes: usize) -> Result<ModelSpec, ModelError> {
-        if let Some(spec) = ModelSpec::builtin(arg, num_classes) {
+    /// `--model` argument: a built-in name (`auto`, `seed-cnn`, `mlp`) for examples of
+    /// `input_shape` ending in `head`, or a spec file (whose last layer must then match the
+    /// head: checked when the network is built).
+    pub fn resolve(
+        arg: &str,
+        head: OutputLayer,
+        input_shape: &[usize],
+    ) -> Result<ModelSpec, ModelError> {
+        if let Some(spec) = ModelSpec::builtin(arg, head, input_shape) {
             return Ok(spec);
         }
         let path = Path::new(arg);

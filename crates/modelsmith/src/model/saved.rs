@@ -1,4 +1,4 @@
-//! The saved model folder: `model.json` (spec, input shape, classes, preprocessing, metrics and
+//! The saved model folder: `model.json` (spec, input shape, task, preprocessing, metrics and
 //! the training configuration) beside `weights.safetensors`. `evaluate`, `predict`, export and the
 //! server all start from this folder.
 
@@ -21,7 +21,9 @@ pub struct ModelMeta {
     pub spec: ModelSpec,
     /// Per-example input shape: `[h, w, c]` for images, `[features]` for tables.
     pub input_shape: Vec<usize>,
-    pub num_classes: usize,
+    /// The network's output width: classes, or regression targets (`data.task` says which).
+    #[serde(alias = "num_classes")]
+    pub outputs: usize,
     /// Where the data came from, class names and the preprocessing new inputs need.
     pub data: DataInfo,
     pub params: usize,
@@ -82,17 +84,20 @@ impl ModelMeta {
                 ))
             }
         }
-        if self.num_classes == 0 || self.num_classes > MAX_OUTPUTS {
+        if self.outputs == 0 || self.outputs > MAX_OUTPUTS {
             return Err(format!(
-                "num_classes is {}; it must be between 1 and {MAX_OUTPUTS}",
-                self.num_classes
+                "outputs is {}; it must be between 1 and {MAX_OUTPUTS}",
+                self.outputs
             ));
         }
-        if !self.data.class_names.is_empty() && self.data.class_names.len() != self.num_classes {
+        let task = &self.data.task;
+        task.validate()?;
+        let named = task.outputs();
+        if named != 0 && named != self.outputs {
             return Err(format!(
-                "data.class_names has {} names but num_classes is {}",
-                self.data.class_names.len(),
-                self.num_classes
+                "data.task is {} ({named} outputs) but outputs is {}",
+                task.describe(),
+                self.outputs
             ));
         }
         let pre = &self.data.preprocessing;
@@ -131,7 +136,7 @@ pub fn load_model(dir: &Path) -> Result<(ModelMeta, Network), ModelError> {
             ),
         ));
     }
-    let mut net = build_network(&meta.spec, &meta.input_shape, meta.num_classes, 0)
+    let mut net = build_network(&meta.spec, &meta.input_shape, meta.outputs, 0)
         .map_err(|e| ModelError::file(&meta_path, e.to_string()))?;
     let weights_path = dir.join("weights.safetensors");
     let bytes = std::fs::read(&weights_path)

@@ -154,12 +154,36 @@ impl LayerSpec {
     }
 }
 
+/// What a model's last layer must be: `outputs` units with `activation` (softmax over classes,
+/// linear for values). The task decides it ([`crate::task::Task::model_head`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutputLayer {
+    pub outputs: usize,
+    pub activation: ActivationSpec,
+}
+
+impl OutputLayer {
+    /// A classifier's head: `classes` logits under a softmax.
+    pub fn classes(classes: usize) -> OutputLayer {
+        OutputLayer {
+            outputs: classes,
+            activation: ActivationSpec::Softmax,
+        }
+    }
+}
+
 /// Names of the built-in models accepted by `--model`.
-pub const BUILTIN_MODELS: &[&str] = &["seed-cnn", "mlp"];
+pub const BUILTIN_MODELS: &[&str] = &["auto", "seed-cnn", "mlp"];
 
 impl ModelSpec {
-    /// A built-in model for `num_classes` classes, or `None` for an unknown name.
-    pub fn builtin(name: &str, num_classes: usize) -> Option<ModelSpec> {
+    /// A built-in model for examples of `input_shape` ending in `head`, or `None` for an
+    /// unknown name. `auto` is `seed-cnn` for images (`[h, w, c]`) and `mlp` for tables.
+    pub fn builtin(name: &str, head: OutputLayer, input_shape: &[usize]) -> Option<ModelSpec> {
+        let name = match name {
+            "auto" if input_shape.len() == 3 => "seed-cnn",
+            "auto" => "mlp",
+            other => other,
+        };
         use ActivationSpec::*;
         let conv = |filters| {
             LayerSpec::new(LayerKind::Conv2d {
@@ -194,14 +218,14 @@ impl ModelSpec {
                 pool(),
                 LayerSpec::new(LayerKind::Flatten),
                 dense(64, Relu),
-                dense(num_classes, Softmax),
+                dense(head.outputs, head.activation),
             ],
             "mlp" => vec![
                 LayerSpec::new(LayerKind::Flatten),
                 dense(128, Relu),
                 LayerSpec::new(LayerKind::Dropout { rate: 0.2 }),
                 dense(64, Relu),
-                dense(num_classes, Softmax),
+                dense(head.outputs, head.activation),
             ],
             _ => return None,
         };

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::StudyData;
 use crate::arch::{Cost, Genome};
-use crate::model::build_network;
+use crate::model::{build_network, OutputLayer};
 use crate::search::FrozenTrial;
 
 #[derive(Clone, Debug, Serialize)]
@@ -53,8 +53,9 @@ pub fn best_architectures(data: &StudyData, limit: usize) -> Vec<Architecture> {
 fn architecture(data: &StudyData, t: &FrozenTrial) -> Option<Architecture> {
     let genome: Genome = serde_json::from_value(t.attrs.get("genome")?.clone()).ok()?;
     let (input_shape, classes) = input_of(data, t)?;
-    let spec = genome.to_spec(&input_shape, classes);
-    let net = build_network(&spec, &input_shape, classes, 0).ok()?;
+    let output = OutputLayer::classes(classes);
+    let spec = genome.to_spec(&input_shape, output);
+    let net = build_network(&spec, &input_shape, output.outputs, 0).ok()?;
     let slot_name = |slot: usize| match slot {
         0 => "input".to_string(),
         s => net.nodes()[s - 1].name.clone(),
@@ -88,7 +89,10 @@ fn architecture(data: &StudyData, t: &FrozenTrial) -> Option<Architecture> {
 pub(crate) fn genome_cost(data: &StudyData, t: &FrozenTrial) -> Option<Cost> {
     let genome: Genome = serde_json::from_value(t.attrs.get("genome")?.clone()).ok()?;
     let (input_shape, classes) = input_of(data, t)?;
-    genome.cost(&input_shape, classes).ok()
+    // The head's activation changes neither the cost nor the layers shown.
+    genome
+        .cost(&input_shape, OutputLayer::classes(classes))
+        .ok()
 }
 
 /// The examples' shape and the number of classes: recorded by the trial or the study
@@ -131,7 +135,7 @@ mod tests {
         let trials = (0..4)
             .map(|n| {
                 let (genome, cost) = SpaceLimits::default()
-                    .sample(&[28, 28, 1], 10, &mut rng, 200)
+                    .sample(&[28, 28, 1], OutputLayer::classes(10), &mut rng, 200)
                     .unwrap();
                 costs.push(cost);
                 let mut t = trial(n, TrialState::Complete, Some(0.8 + 0.05 * n as f64));

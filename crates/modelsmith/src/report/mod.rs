@@ -12,6 +12,7 @@ mod importance;
 mod parallel;
 mod pareto;
 pub mod plots;
+mod residuals;
 mod svg;
 mod table;
 pub mod write;
@@ -26,6 +27,7 @@ pub use importance::{
 };
 pub use parallel::{parallel_coordinates, Axis, AxisKind, ParallelCoordinates, ParallelLine};
 pub use pareto::{pareto_front, Objective, ParetoFront, ParetoPoint};
+pub use residuals::{best_residuals, Residuals};
 pub use table::{trials_table, TrialRow, TrialsTable};
 
 use crate::search::{best_trial, Direction, FrozenTrial, TrialState};
@@ -180,6 +182,8 @@ pub struct StudyReport {
     pub importance: Importance,
     pub pareto: ParetoFront,
     pub architectures: Vec<Architecture>,
+    /// A regression study's best trial: validation predictions beside the truth.
+    pub residuals: Option<Residuals>,
 }
 
 impl StudyReport {
@@ -193,6 +197,7 @@ impl StudyReport {
             importance: param_importance(data),
             pareto: pareto_front(data),
             architectures: best_architectures(data, 3),
+            residuals: best_residuals(data),
         }
     }
 }

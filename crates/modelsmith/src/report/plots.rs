@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::svg::{escape, tooltip, Scale, Svg, BOTTOM, LEFT, RIGHT, TOP};
 use super::{
     short_number, thousands, Architecture, AxisKind, History, Importance, LearningCurves,
-    ParallelCoordinates, ParetoFront, StudyReport,
+    ParallelCoordinates, ParetoFront, Residuals, StudyReport,
 };
 use crate::search::{Direction, TrialState};
 
@@ -32,6 +32,8 @@ pub const PLOT_IDS: &[&str] = &[
     "importance",
     "pareto",
     "architectures",
+    "predicted",
+    "residuals",
 ];
 
 /// Every plot the study has data for, in page order. History, curves, parallel coordinates
@@ -77,7 +79,102 @@ pub fn all_plots(report: &StudyReport) -> Vec<Plot> {
             svg: architectures_svg(&report.architectures),
         });
     }
+    if let Some(r) = &report.residuals {
+        plots.push(Plot {
+            id: "predicted".into(),
+            title: format!("Predicted vs true {} (trial {})", r.target, r.number),
+            svg: predicted_svg(r),
+        });
+        plots.push(Plot {
+            id: "residuals".into(),
+            title: format!("Residuals of {} (trial {})", r.target, r.number),
+            svg: residuals_svg(r),
+        });
+    }
     plots
+}
+
+/// The best trial's validation predictions against the truth; the diagonal is a perfect fit.
+pub fn predicted_svg(r: &Residuals) -> String {
+    let mut svg = Svg::new(
+        WIDTH,
+        HEIGHT,
+        &format!(
+            "Predicted vs true {} on validation examples (trial {}; on the line: exact)",
+            r.target, r.number
+        ),
+    );
+    let (left, right, top, bottom) = plot_area();
+    let all = || r.points.iter().flat_map(|&(t, p)| [t, p]);
+    let x = Scale::fit(all(), left, right, false);
+    let y = Scale::fit(all(), bottom, top, false);
+    svg.axes(&x, &y, &format!("true {}", r.target), "predicted");
+    let (lo, hi) = (x.d0.max(y.d0), x.d1.min(y.d1));
+    svg.push(format!(
+        r#"<line class="ms-reference" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"#,
+        x.map(lo),
+        y.map(lo),
+        x.map(hi),
+        y.map(hi)
+    ));
+    for &(t, p) in &r.points {
+        svg.push(format!(
+            r#"<circle class="ms-point" data-trial="{n}" cx="{:.1}" cy="{:.1}" r="2.5">{}</circle>"#,
+            x.map(t),
+            y.map(p),
+            tooltip(&format!(
+                "true {}, predicted {}",
+                short_number(t),
+                short_number(p)
+            )),
+            n = r.number
+        ));
+    }
+    svg.finish()
+}
+
+/// The best trial's errors (predicted − true) against its predictions: a good fit scatters
+/// evenly around zero; a funnel or a curve is structure the model missed.
+pub fn residuals_svg(r: &Residuals) -> String {
+    let mut svg = Svg::new(
+        WIDTH,
+        HEIGHT,
+        &format!(
+            "Residuals (predicted − true {}) against predicted (trial {})",
+            r.target, r.number
+        ),
+    );
+    let (left, right, top, bottom) = plot_area();
+    let x = Scale::fit(r.points.iter().map(|&(_, p)| p), left, right, false);
+    let y = Scale::fit(
+        r.points.iter().map(|&(t, p)| p - t).chain([0.0]),
+        bottom,
+        top,
+        false,
+    );
+    svg.axes(&x, &y, "predicted", "residual");
+    svg.push(format!(
+        r#"<line class="ms-reference" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"#,
+        x.map(x.d0),
+        y.map(0.0),
+        x.map(x.d1),
+        y.map(0.0)
+    ));
+    for &(t, p) in &r.points {
+        svg.push(format!(
+            r#"<circle class="ms-point" data-trial="{n}" cx="{:.1}" cy="{:.1}" r="2.5">{}</circle>"#,
+            x.map(p),
+            y.map(p - t),
+            tooltip(&format!(
+                "predicted {}, true {}, residual {}",
+                short_number(p),
+                short_number(t),
+                short_number(p - t)
+            )),
+            n = r.number
+        ));
+    }
+    svg.finish()
 }
 
 fn plot_area() -> (f64, f64, f64, f64) {

@@ -33,6 +33,7 @@ const STYLE: &str = "
 .ms-link{stroke:#999;stroke-width:1;fill:none}
 .ms-skip{stroke:#ff7f0e;stroke-width:1.3;fill:none}
 .ms-legend{font:11px sans-serif;fill:#444}
+.ms-reference{stroke:#888;stroke-width:1;stroke-dasharray:5 4}
 ";
 
 /// Plot margins: room for tick labels on the left and below, the title on top.

@@ -12,6 +12,7 @@ use super::device::Device;
 use super::early_stopping::{EarlyStopping, Monitor};
 use super::schedule::LrSchedule;
 use crate::data::{Augment, LoadOptions, MissingPolicy};
+use crate::task::{Loss, Task, TaskKind};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,8 +20,14 @@ use crate::{Error, Result};
 pub struct TrainConfig {
     /// Data SPEC: `digits`, `fashion-mnist`, `idx:DIR`, `csv:FILE`, `images:DIR`.
     pub data: String,
-    /// Target column for `csv:` data.
+    /// Target column for `csv:` data (`a,b`: several, a regression on each).
     pub target: Option<String>,
+    /// `classification` or `regression`; unset: chosen from the target column
+    /// ([`crate::task::choose`]).
+    pub task: Option<TaskKind>,
+    /// `cross_entropy` (classification), `mse`, `mae` or `huber` (regression); unset: the
+    /// task's default (cross-entropy, MSE).
+    pub loss: Option<Loss>,
     /// Missing CSV values: `impute` (train mean / most frequent value) or `reject`.
     pub missing: MissingPolicy,
     /// A user's own test data (a SPEC), scored once at the end with the preprocessing fitted on
@@ -28,7 +35,8 @@ pub struct TrainConfig {
     pub test_data: Option<String>,
     /// One-hot encode CSV string columns with very many distinct values instead of refusing.
     pub allow_high_cardinality: bool,
-    /// `seed-cnn`, `mlp` or a model spec file (JSON or TOML).
+    /// `auto` (the default: `seed-cnn` for images, `mlp` for tables), `seed-cnn`, `mlp` or a
+    /// model spec file (JSON or TOML).
     pub model: String,
     pub epochs: u32,
     pub batch_size: usize,
@@ -64,10 +72,12 @@ impl Default for TrainConfig {
         TrainConfig {
             data: "digits".into(),
             target: None,
+            task: None,
+            loss: None,
             missing: MissingPolicy::Impute,
             test_data: None,
             allow_high_cardinality: false,
-            model: "seed-cnn".into(),
+            model: "auto".into(),
             epochs: 20,
             batch_size: 32,
             optimizer: "sgd".into(),
@@ -97,6 +107,7 @@ impl TrainConfig {
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
             target: self.target.clone(),
+            task: self.task,
             missing: self.missing,
             seed: self.seed,
             allow_high_cardinality: self.allow_high_cardinality,
@@ -184,10 +195,7 @@ impl TrainConfig {
         self.batch_schedule
             .validate_with_batch_size(self.batch_size)
             .or_else(|m| bad("batch_schedule", m))?;
-        let monitors_validation = matches!(
-            self.early_stopping.monitor,
-            Monitor::ValLoss | Monitor::ValAccuracy
-        );
+        let monitors_validation = self.early_stopping.monitor.needs_validation();
         if self.validation_split == 0.0 && monitors_validation && self.early_stopping.patience > 0 {
             return bad(
                 "early_stopping.monitor",
@@ -195,6 +203,32 @@ impl TrainConfig {
             );
         }
         Ok(())
+    }
+
+    /// The loss to train `task` with: `loss`, else the task's default; one that does not fit
+    /// the task (or an early-stopping monitor it does not measure) is an error.
+    pub fn effective_loss(&self, task: &Task) -> Result<Loss> {
+        let loss = self.loss.unwrap_or(task.default_loss());
+        loss.check_fits(task)
+            .map_err(|m| Error::Config(format!("loss: {m}")))?;
+        let monitor = self.early_stopping.monitor;
+        let measured = match monitor {
+            Monitor::ValLoss | Monitor::Loss => true,
+            Monitor::ValAccuracy | Monitor::Accuracy => !task.is_regression(),
+            Monitor::ValRmse | Monitor::ValMae | Monitor::ValR2 => task.is_regression(),
+        };
+        if !measured {
+            return Err(Error::Config(format!(
+                "early_stopping.monitor: {} does not measure {monitor}; monitor {}",
+                task.describe(),
+                if task.is_regression() {
+                    "val_loss, val_rmse, val_mae, val_r2 or loss"
+                } else {
+                    "val_loss, val_accuracy, loss or accuracy"
+                }
+            )));
+        }
+        Ok(loss)
     }
 
     /// The engine optimizer these settings describe (call after checking `optimizer` is known).

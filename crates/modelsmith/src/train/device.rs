@@ -116,7 +116,7 @@ impl GpuTrainer {
         match *self {}
     }
 
-    pub fn evaluate_val(&mut self) -> Result<Option<(f32, f32)>> {
+    pub fn evaluate_val(&mut self) -> Result<Option<crate::task::Scores>> {
         match *self {}
     }
 

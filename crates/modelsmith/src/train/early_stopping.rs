@@ -14,15 +14,33 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which epoch metric to watch. Losses improve downwards, accuracies upwards.
+use crate::task::Metric;
+
+/// Which epoch metric to watch. Losses and errors improve downwards, accuracy and R² upwards.
+/// The validation ones are the search metrics ([`Metric`]) too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Monitor {
     #[default]
     ValLoss,
     ValAccuracy,
+    ValRmse,
+    ValMae,
+    ValR2,
     Loss,
     Accuracy,
+}
+
+impl From<Metric> for Monitor {
+    fn from(m: Metric) -> Monitor {
+        match m {
+            Metric::ValAccuracy => Monitor::ValAccuracy,
+            Metric::ValLoss => Monitor::ValLoss,
+            Metric::ValRmse => Monitor::ValRmse,
+            Metric::ValMae => Monitor::ValMae,
+            Metric::ValR2 => Monitor::ValR2,
+        }
+    }
 }
 
 impl Monitor {
@@ -31,6 +49,9 @@ impl Monitor {
         match self {
             Monitor::ValLoss => "val_loss",
             Monitor::ValAccuracy => "val_accuracy",
+            Monitor::ValRmse => "val_rmse",
+            Monitor::ValMae => "val_mae",
+            Monitor::ValR2 => "val_r2",
             Monitor::Loss => "loss",
             Monitor::Accuracy => "accuracy",
         }
@@ -38,12 +59,15 @@ impl Monitor {
 
     /// True for accuracies (bigger is better), false for losses.
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Monitor::ValAccuracy | Monitor::Accuracy)
+        matches!(
+            self,
+            Monitor::ValAccuracy | Monitor::Accuracy | Monitor::ValR2
+        )
     }
 
     /// True for the metrics computed on the validation split.
     pub fn needs_validation(self) -> bool {
-        matches!(self, Monitor::ValLoss | Monitor::ValAccuracy)
+        !matches!(self, Monitor::Loss | Monitor::Accuracy)
     }
 
     /// Whether `value` improves on `best` by more than `min_delta` (>= 0) in this monitor's

@@ -20,6 +20,7 @@ use super::observer::{interrupted, EpochMetrics, TrainObserver};
 use super::trainer::{epoch_order, EVAL_BATCH};
 use super::TrainConfig;
 use crate::data::Dataset;
+use crate::task::Scores;
 use crate::{Error, Result};
 
 /// Steps between reads of the loss (each read waits for the GPU).
@@ -132,7 +133,7 @@ impl GpuTrainer {
                 observer.on_batch(
                     b + 1,
                     (loss_sum / seen) as f32,
-                    (correct / seen) as f32,
+                    Some((correct / seen) as f32),
                     seen / started.elapsed().as_secs_f64().max(1e-9),
                 );
             }
@@ -144,23 +145,28 @@ impl GpuTrainer {
         Ok(Some(EpochMetrics {
             epoch,
             loss: (loss_sum / seen) as f32,
-            accuracy: (correct / seen) as f32,
-            val_loss: None,
-            val_accuracy: None,
+            accuracy: Some((correct / seen) as f32),
             lr,
             batch_size,
             seconds,
             images_per_second: seen / seconds.max(1e-9),
+            ..EpochMetrics::default()
         }))
     }
 
     /// Mean loss and accuracy on the validation split, on the GPU.
-    pub fn evaluate_val(&mut self) -> Result<Option<(f32, f32)>> {
+    pub fn evaluate_val(&mut self) -> Result<Option<Scores>> {
         match &mut self.val {
             Some(val) => self
                 .net
                 .evaluate(val, EVAL_BATCH)
-                .map(Some)
+                .map(|(loss, accuracy)| {
+                    Some(Scores {
+                        loss,
+                        accuracy: Some(accuracy),
+                        ..Scores::default()
+                    })
+                })
                 .map_err(device_error),
             None => Ok(None),
         }

@@ -3,21 +3,53 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One epoch's figures, as written to `metrics.jsonl`.
+use crate::task::Scores;
+
+/// One epoch's figures, as written to `metrics.jsonl`. Which are present follows the task:
+/// accuracies for classification; RMSE, MAE and R² (in the target's units) for regression.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: u32,
     pub loss: f32,
-    pub accuracy: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_accuracy: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_rmse: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_mae: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_r2: Option<f32>,
     pub lr: f32,
     pub batch_size: usize,
     /// Wall seconds for the epoch's training steps (validation excluded).
     pub seconds: f64,
     pub images_per_second: f64,
+}
+
+impl EpochMetrics {
+    /// Records the validation split's scores.
+    pub fn set_val(&mut self, s: &Scores) {
+        self.val_loss = Some(s.loss);
+        self.val_accuracy = s.accuracy;
+        self.val_rmse = s.rmse;
+        self.val_mae = s.mae;
+        self.val_r2 = s.r2;
+    }
+
+    /// The validation split's scores, if it was measured.
+    pub fn val_scores(&self) -> Option<Scores> {
+        Some(Scores {
+            loss: self.val_loss?,
+            accuracy: self.val_accuracy,
+            rmse: self.val_rmse,
+            mae: self.val_mae,
+            r2: self.val_r2,
+        })
+    }
 }
 
 /// What the trainer knows before the first step.
@@ -35,8 +67,15 @@ pub struct StartInfo {
 pub trait TrainObserver {
     fn on_start(&mut self, _info: &StartInfo) {}
     fn on_epoch_start(&mut self, _epoch: u32, _epochs: u32, _batches: usize) {}
-    /// After each step: running mean loss and accuracy of the epoch so far.
-    fn on_batch(&mut self, _batch: usize, _loss: f32, _accuracy: f32, _images_per_second: f64) {}
+    /// After each step: running mean loss and (classification) accuracy of the epoch so far.
+    fn on_batch(
+        &mut self,
+        _batch: usize,
+        _loss: f32,
+        _accuracy: Option<f32>,
+        _images_per_second: f64,
+    ) {
+    }
     fn on_epoch_end(&mut self, _metrics: &EpochMetrics) {}
     /// A notable event (early stop, learning-rate reduction, batch growth, resume).
     fn on_message(&mut self, _message: &str) {}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use modelsmith_engine::optim::{clip_grad_norm, clip_grad_value, Optimizer};
-use modelsmith_engine::{softmax_cross_entropy, Mode, Network, Tensor};
+use modelsmith_engine::{Mode, Network, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -21,23 +21,42 @@ use super::schedule::LrScheduler;
 use super::TrainConfig;
 use crate::data::{Dataset, LoadedData};
 use crate::model::{
-    build_network, save_model, ModelMeta, ModelSpec, NamedTensors, OutputLock, WeightSnapshot,
-    MODEL_FORMAT_VERSION,
+    build_network, save_model, ActivationSpec, LayerKind, ModelMeta, ModelSpec, NamedTensors,
+    OutputLock, WeightSnapshot, MODEL_FORMAT_VERSION,
 };
+use crate::task::{Loss, PredictionSample, ScoreSums, Scores, Task, PREDICTION_SAMPLE};
 use crate::{Error, Result};
 
 /// Examples per forward pass when evaluating (no gradients, so larger than training batches).
 pub(super) const EVAL_BATCH: usize = 256;
 
-/// What `train` returns (and `--json` prints).
+/// What `train` returns (and `--json` prints). The figures present follow the task (see
+/// [`Scores`]): accuracies for classification; RMSE, MAE (target units) and R² for regression.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainReport {
-    pub test_accuracy: f32,
     pub test_loss: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_rmse: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_mae: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_r2: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_accuracy: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub val_loss: Option<f32>,
+    pub val_rmse: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_mae: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_r2: Option<f32>,
+    /// `classification`, `regression`.
+    pub task: &'static str,
+    /// The loss trained on.
+    pub loss: &'static str,
     pub epochs_run: u32,
     pub best_epoch: u32,
     pub stopped_early: bool,
@@ -57,6 +76,34 @@ pub struct TrainReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_val_accuracy: Option<f32>,
     pub out: PathBuf,
+    /// Regression: predictions beside the truth on the first validation examples, for a
+    /// search's residual plots (not printed).
+    #[serde(skip)]
+    pub val_sample: Option<PredictionSample>,
+}
+
+impl TrainReport {
+    /// The test split's scores (NaN when not measured).
+    pub fn test_scores(&self) -> Scores {
+        Scores {
+            loss: self.test_loss,
+            accuracy: self.test_accuracy,
+            rmse: self.test_rmse,
+            mae: self.test_mae,
+            r2: self.test_r2,
+        }
+    }
+
+    /// The validation split's scores, if there was one.
+    pub fn val_scores(&self) -> Option<Scores> {
+        Some(Scores {
+            loss: self.val_loss?,
+            accuracy: self.val_accuracy,
+            rmse: self.val_rmse,
+            mae: self.val_mae,
+            r2: self.val_r2,
+        })
+    }
 }
 
 /// Where a training run writes and what it measures beyond training and validation.
@@ -105,8 +152,11 @@ pub fn train_with(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
     config.validate()?;
-    let num_classes = data.train.num_classes.max(data.test.num_classes);
-    if num_classes < 2 {
+    let task = &data.info.task;
+    let loss = config.effective_loss(task)?;
+    let outputs = task.outputs();
+    let classes_seen = data.train.num_classes.max(data.test.num_classes);
+    if !task.is_regression() && outputs.min(classes_seen) < 2 {
         return Err(Error::Config(format!(
             "data '{}': the target has a single class; a classifier needs at least two",
             data.info.spec
@@ -123,14 +173,15 @@ pub fn train_with(
             data.info.spec
         )));
     }
-    let spec = ModelSpec::resolve(&config.model, num_classes)?;
-    let mut net = build_network(&spec, &train_set.shape, num_classes, config.seed)?;
+    let spec = ModelSpec::resolve(&config.model, task.model_head(), &train_set.shape)?;
+    check_head(&spec, task)?;
+    let mut net = build_network(&spec, &train_set.shape, outputs, config.seed)?;
     let (mut inherited_tensors, mut initial_val_accuracy) = (None, None);
     if let Some(initial) = options.initial {
         let inherited = crate::arch::inherit(&mut net, initial);
         inherited_tensors = Some(inherited.copied.len());
         if !val_set.is_empty() {
-            initial_val_accuracy = Some(evaluate(&mut net, &val_set).1);
+            initial_val_accuracy = evaluate(&mut net, &val_set, task, loss).accuracy;
         }
     }
     let mut optimizer = Optimizer::new(config.optimizer_config());
@@ -184,6 +235,11 @@ pub fn train_with(
     if config.device == Device::Auto {
         observer.on_message(&said);
     }
+    if task.is_regression() && matches!(device, Device::Cuda(_)) {
+        return Err(Error::Config(
+            "--device: regression trains on the CPU for now (the GPU executor has only the cross-entropy loss); use --device cpu".into(),
+        ));
+    }
     let mut gpu = match device {
         Device::Cuda(n) => Some(GpuTrainer::start(
             n, config, &net, &optimizer, &train_set, &val_set,
@@ -198,6 +254,7 @@ pub fn train_with(
             Some(g) => g.train_epoch(config, &mut progress, &train_set, epoch, observer)?,
             None => train_epoch(
                 config,
+                (task, loss),
                 &mut net,
                 &mut optimizer,
                 &mut progress,
@@ -218,10 +275,10 @@ pub fn train_with(
         let val = match &mut gpu {
             Some(g) => g.evaluate_val()?,
             None if val_set.is_empty() => None,
-            None => Some(evaluate(&mut net, &val_set)),
+            None => Some(evaluate(&mut net, &val_set, task, loss)),
         };
-        if let Some((l, a)) = val {
-            (metrics.val_loss, metrics.val_accuracy) = (Some(l), Some(a));
+        if let Some(scores) = &val {
+            metrics.set_val(scores);
         }
         observer.on_epoch_end(&metrics);
         end_epoch(config, &net, &mut best, &mut progress, metrics, observer);
@@ -242,21 +299,19 @@ pub fn train_with(
     if restored {
         best.restore(&mut net);
     }
-    let (test_loss, test_accuracy) = if options.evaluate_test {
-        evaluate(&mut net, &data.test)
+    let test = if options.evaluate_test {
+        evaluate(&mut net, &data.test, task, loss)
     } else {
-        (f32::NAN, f32::NAN)
+        Scores::nan(task)
     };
     // The last epoch already measured the validation split on these weights unless the best
     // epoch's weights were just restored.
-    let (val_loss, val_accuracy) = match progress.history.last() {
-        Some(last) if !restored => (last.val_loss, last.val_accuracy),
-        _ if val_set.is_empty() => (None, None),
-        _ => {
-            let (l, a) = evaluate(&mut net, &val_set);
-            (Some(l), Some(a))
-        }
+    let val = match progress.history.last() {
+        Some(last) if !restored => last.val_scores(),
+        _ if val_set.is_empty() => None,
+        _ => Some(evaluate(&mut net, &val_set, task, loss)),
     };
+    let val_sample = prediction_sample(&mut net, &val_set, task);
     let history = &progress.history;
     // Folds from +0.0: a float `sum` of no epochs (an interrupt in the first) is -0.0.
     let train_seconds = history.iter().fold(0.0, |s, m| s + m.seconds);
@@ -264,10 +319,18 @@ pub fn train_with(
         .iter()
         .fold(0.0, |s, m| s + m.images_per_second * m.seconds);
     let report = TrainReport {
-        test_accuracy,
-        test_loss,
-        val_accuracy,
-        val_loss,
+        test_loss: test.loss,
+        test_accuracy: test.accuracy,
+        test_rmse: test.rmse,
+        test_mae: test.mae,
+        test_r2: test.r2,
+        val_loss: val.map(|v| v.loss),
+        val_accuracy: val.and_then(|v| v.accuracy),
+        val_rmse: val.and_then(|v| v.rmse),
+        val_mae: val.and_then(|v| v.mae),
+        val_r2: val.and_then(|v| v.r2),
+        task: task.kind().name(),
+        loss: loss.name(),
         epochs_run: history.last().map_or(0, |m| m.epoch),
         best_epoch: progress.stopper.best_epoch(),
         stopped_early: progress.stopped_early,
@@ -280,6 +343,7 @@ pub fn train_with(
         inherited_tensors,
         initial_val_accuracy,
         out: out.map(Path::to_path_buf).unwrap_or_default(),
+        val_sample,
     };
     let Some(out) = out else {
         return Ok(report);
@@ -288,7 +352,7 @@ pub fn train_with(
         format_version: MODEL_FORMAT_VERSION,
         spec,
         input_shape: train_set.shape.clone(),
-        num_classes,
+        outputs,
         data: data.info.clone(),
         params: report.params,
         macs_per_example: report.macs_per_example,
@@ -306,6 +370,7 @@ struct StepBuffers {
     x: Tensor,
     x_buf: Vec<f32>,
     labels: Vec<u32>,
+    values: Vec<f32>,
     dlogits: Tensor,
     order: Vec<usize>,
 }
@@ -316,6 +381,7 @@ struct StepBuffers {
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
     config: &TrainConfig,
+    (task, loss_fn): (&Task, Loss),
     net: &mut Network,
     optimizer: &mut Optimizer,
     progress: &mut Checkpoint,
@@ -329,11 +395,12 @@ fn train_epoch(
     let batches = bufs.order.len().div_ceil(batch_size);
     observer.on_epoch_start(epoch, config.epochs, batches);
     let started = Instant::now();
-    let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+    let mut sums = ScoreSums::new(task);
     let mut lr = config.lr;
     for (b, chunk) in bufs.order.chunks(batch_size).enumerate() {
         let step = progress.step;
         train_set.gather(chunk, &mut bufs.x_buf, &mut bufs.labels);
+        train_set.gather_values(chunk, &mut bufs.values);
         if !config.augment.is_identity() {
             let aug_seed = config.seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 8);
             config
@@ -343,13 +410,11 @@ fn train_epoch(
         to_tensor(&mut bufs.x, &mut bufs.x_buf, chunk.len(), &train_set.shape);
         net.set_training_step(step);
         let logits = net.forward(&bufs.x, Mode::Train);
-        let loss = softmax_cross_entropy(&mut bufs.dlogits, logits, &bufs.labels);
+        let loss = loss_fn.compute(&mut bufs.dlogits, logits, &bufs.labels, &bufs.values);
         if !loss.is_finite() {
             return Err(Error::Diverged { epoch, step, loss });
         }
-        correct += modelsmith_engine::count_correct(logits, &bufs.labels);
-        loss_sum += loss as f64 * chunk.len() as f64;
-        seen += chunk.len();
+        sums.add(task, loss, logits, &bufs.labels, &bufs.values);
         net.zero_grads();
         net.backward(&bufs.dlogits);
         let mut params = net.param_refs_mut();
@@ -364,27 +429,28 @@ fn train_epoch(
             .step(&mut params, lr)
             .map_err(|e| Error::Config(format!("optimizer: {e}")))?;
         progress.step += 1;
+        let so_far = sums.finish(task);
         observer.on_batch(
             b + 1,
-            (loss_sum / seen as f64) as f32,
-            correct as f32 / seen as f32,
-            seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            so_far.loss,
+            so_far.accuracy,
+            sums.examples() as f64 / started.elapsed().as_secs_f64().max(1e-9),
         );
         if interrupted(observer, epoch, b + 1, batches) {
             return Ok(None);
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let scores = sums.finish(task);
     Ok(Some(EpochMetrics {
         epoch,
-        loss: (loss_sum / seen as f64) as f32,
-        accuracy: correct as f32 / seen as f32,
-        val_loss: None,
-        val_accuracy: None,
+        loss: scores.loss,
+        accuracy: scores.accuracy,
         lr,
         batch_size,
         seconds,
-        images_per_second: seen as f64 / seconds.max(1e-9),
+        images_per_second: sums.examples() as f64 / seconds.max(1e-9),
+        ..EpochMetrics::default()
     }))
 }
 
@@ -439,29 +505,72 @@ fn end_epoch(
     progress.history.push(metrics);
 }
 
-/// Mean cross-entropy loss and accuracy of `net` on `data`, in inference mode.
-pub fn evaluate(net: &mut Network, data: &Dataset) -> (f32, f32) {
-    if data.is_empty() {
-        return (f32::NAN, f32::NAN);
-    }
+/// The task's scores of `net` on `data` (the loss by `loss`), in inference mode.
+pub fn evaluate(net: &mut Network, data: &Dataset, task: &Task, loss: Loss) -> Scores {
     let mut x = Tensor::default();
     let mut x_buf = Vec::new();
     let mut labels = Vec::new();
+    let mut values = Vec::new();
     let mut dlogits = Tensor::default();
-    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let mut sums = ScoreSums::new(task);
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(EVAL_BATCH) {
         data.gather(chunk, &mut x_buf, &mut labels);
+        data.gather_values(chunk, &mut values);
         to_tensor(&mut x, &mut x_buf, chunk.len(), &data.shape);
         let logits = net.forward(&x, Mode::Eval);
-        loss_sum +=
-            softmax_cross_entropy(&mut dlogits, logits, &labels) as f64 * chunk.len() as f64;
-        correct += modelsmith_engine::count_correct(logits, &labels);
+        let batch_loss = loss.compute(&mut dlogits, logits, &labels, &values);
+        sums.add(task, batch_loss, logits, &labels, &values);
     }
-    (
-        (loss_sum / data.len() as f64) as f32,
-        correct as f32 / data.len() as f32,
-    )
+    sums.finish(task)
+}
+
+/// Regression: the first target's predictions and truth (target units) on the first
+/// [`PREDICTION_SAMPLE`] examples of `data`; `None` for classification or no data.
+fn prediction_sample(net: &mut Network, data: &Dataset, task: &Task) -> Option<PredictionSample> {
+    let first = task.targets().first()?;
+    let n = data.len().min(PREDICTION_SAMPLE);
+    if n == 0 {
+        return None;
+    }
+    let k = task.outputs();
+    let indices: Vec<usize> = (0..n).collect();
+    let (mut x_buf, mut labels, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    data.gather(&indices, &mut x_buf, &mut labels);
+    data.gather_values(&indices, &mut values);
+    let logits = net.forward_slice(&x_buf, n, Mode::Eval);
+    let mut decoded = vec![0f32; n * k];
+    task.decode_into(&mut decoded, &logits.data);
+    Some(PredictionSample {
+        target: first.name.clone(),
+        truth: values
+            .iter()
+            .step_by(k)
+            .map(|&v| first.to_units(v))
+            .collect(),
+        predicted: decoded.iter().step_by(k).copied().collect(),
+    })
+}
+
+/// A regression model must end linear: a spec file's softmax head would squash its values.
+fn check_head(spec: &ModelSpec, task: &Task) -> Result<()> {
+    let last = spec.layers.last().map(|l| &l.kind);
+    let softmax_end = matches!(
+        last,
+        Some(LayerKind::Dense {
+            activation: ActivationSpec::Softmax,
+            ..
+        }) | Some(LayerKind::Activation {
+            activation: ActivationSpec::Softmax
+        })
+    );
+    if task.is_regression() && softmax_end {
+        return Err(Error::Config(format!(
+            "model: the last layer ends in softmax, but {} needs a linear output; set its activation to linear",
+            task.describe()
+        )));
+    }
+    Ok(())
 }
 
 /// Moves a gathered batch into `x` with shape `[batch, ..shape]` without allocating: the two
@@ -478,8 +587,11 @@ fn to_tensor(x: &mut Tensor, buf: &mut Vec<f32>, batch: usize, shape: &[usize]) 
 fn monitored_value(monitor: Monitor, m: &EpochMetrics) -> f32 {
     match monitor {
         Monitor::ValLoss => m.val_loss.unwrap_or(m.loss),
-        Monitor::ValAccuracy => m.val_accuracy.unwrap_or(m.accuracy),
+        Monitor::ValAccuracy => m.val_accuracy.or(m.accuracy).unwrap_or(f32::NAN),
+        Monitor::ValRmse => m.val_rmse.unwrap_or(f32::NAN),
+        Monitor::ValMae => m.val_mae.unwrap_or(f32::NAN),
+        Monitor::ValR2 => m.val_r2.unwrap_or(f32::NAN),
         Monitor::Loss => m.loss,
-        Monitor::Accuracy => m.accuracy,
+        Monitor::Accuracy => m.accuracy.unwrap_or(f32::NAN),
     }
 }

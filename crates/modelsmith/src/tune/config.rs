@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::search::pruner::PrunerConfig;
 use crate::search::sampler::SAMPLERS;
-use crate::search::{Direction, ParamValue, SearchSpace};
+use crate::search::{ParamValue, SearchSpace};
+use crate::task::{Metric, Task};
 use crate::train::TrainConfig;
 use crate::{Error, Result};
 
@@ -28,8 +29,10 @@ pub struct TuneConfig {
 pub struct StudySettings {
     /// Defaults to the config file's name.
     pub name: Option<String>,
-    /// The validation metric trials are judged on: `val_accuracy` or `val_loss`.
-    pub metric: Metric,
+    /// The validation metric trials are judged on: `val_accuracy` or `val_loss` for classes,
+    /// `val_rmse`, `val_mae`, `val_r2` or `val_loss` for values. Unset: the task's default
+    /// (`val_accuracy`, `val_rmse`), fixed in the study when it is created.
+    pub metric: Option<Metric>,
     /// The study's target number of trials that did not fail (earlier runs count).
     pub trials: u64,
     /// Start no new trial after this long: `90s`, `10m`, `1h30m`.
@@ -59,7 +62,7 @@ impl Default for StudySettings {
     fn default() -> Self {
         StudySettings {
             name: None,
-            metric: Metric::ValAccuracy,
+            metric: None,
             trials: 20,
             timeout: None,
             sampler: "auto".into(),
@@ -75,30 +78,17 @@ impl Default for StudySettings {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    #[default]
-    ValAccuracy,
-    ValLoss,
-}
-
-impl Metric {
-    pub fn direction(self) -> Direction {
-        match self {
-            Metric::ValAccuracy => Direction::Maximize,
-            Metric::ValLoss => Direction::Minimize,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::ValAccuracy => "val_accuracy",
-            Metric::ValLoss => "val_loss",
-        }
-    }
-}
-
 impl TuneConfig {
+    /// The metric trials of `task` are judged on: `[study] metric`, else the task's default;
+    /// one the task does not measure is an error.
+    pub fn metric_for(&self, task: &Task) -> Result<Metric> {
+        let metric = self.study.metric.unwrap_or(task.default_metric());
+        metric
+            .check_fits(task)
+            .map_err(|m| Error::Config(format!("study.metric: {m}")))?;
+        Ok(metric)
+    }
+
     pub fn from_toml_file(path: &Path) -> Result<TuneConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("{}: cannot read config: {e}", path.display())))?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use config::{apply_params, parse_duration, Metric, StudySettings, TuneConfig};
+pub use config::{apply_params, parse_duration, StudySettings, TuneConfig};
 pub use worker::{joined_study, run_worker, WorkerOptions, WorkerReport};
 
 use crate::data::LoadedData;
@@ -24,6 +24,11 @@ use crate::search::{
     StudyOptions, Trial, TrialError, TrialState,
 };
 use crate::store::{Storage, StudyRecord};
+use crate::task::{Metric, Scores, Task};
+
+/// A regression trial's validation predictions beside the truth
+/// ([`crate::task::PredictionSample`]), which the report's residual plots draw.
+pub const PREDICTIONS_ATTR: &str = "val_predictions";
 use crate::train::{
     train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions, TrainReport,
 };
@@ -64,8 +69,8 @@ pub struct BestTrial {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FinalModel {
-    pub test_accuracy: f32,
-    pub test_loss: f32,
+    /// By task: test accuracy; RMSE, MAE and R².
+    pub test: Scores,
     pub epochs: u32,
     pub train_seconds: f64,
     pub out: PathBuf,
@@ -80,7 +85,8 @@ pub fn run_tune(
     observer: &dyn StudyObserver,
 ) -> Result<TuneReport> {
     let settings = &config.study;
-    let (study, space, target) = open_study(config, storage, observer)?;
+    let metric = config.metric_for(&data.info.task)?;
+    let (study, space, target) = open_study(config, metric, storage, observer)?;
     let name = study.name().to_string();
     let (heartbeat_every, stale_after) = config.liveness();
     let options = OptimizeOptions {
@@ -98,7 +104,7 @@ pub fn run_tune(
     }
     let summary = study
         .optimize_observed(&options, observer, |trial| {
-            objective(trial, &space, config, data)
+            objective(trial, &space, config, metric, data)
         })
         .map_err(search_error)?;
 
@@ -107,7 +113,7 @@ pub fn run_tune(
     let best = crate::search::best_trial(&trials, study.direction());
     let mut report = TuneReport {
         study: name.clone(),
-        metric: settings.metric.name(),
+        metric: metric.name(),
         direction: study.direction().name(),
         trials: trials.len(),
         complete: count(TrialState::Complete),
@@ -143,8 +149,7 @@ pub fn run_tune(
         ));
         let final_report = retrain_best(&trained, epochs, data, &out)?;
         report.final_model = Some(FinalModel {
-            test_accuracy: final_report.test_accuracy,
-            test_loss: final_report.test_loss,
+            test: final_report.test_scores(),
             epochs: final_report.epochs_run,
             train_seconds: final_report.train_seconds,
             out,
@@ -155,8 +160,14 @@ pub fn run_tune(
 
 /// Creates (or opens) the study `config` describes, with the config in its attrs so that
 /// workers can join it. Returns the study record.
-pub fn create_study(config: &TuneConfig, storage: Arc<dyn Storage>) -> Result<StudyRecord> {
-    let (study, _, _) = open_study(config, storage, &crate::search::NoStudyObserver)?;
+/// `task` is the data's (the study's metric defaults to the task's).
+pub fn create_study(
+    config: &TuneConfig,
+    task: &Task,
+    storage: Arc<dyn Storage>,
+) -> Result<StudyRecord> {
+    let metric = config.metric_for(task)?;
+    let (study, _, _) = open_study(config, metric, storage, &crate::search::NoStudyObserver)?;
     if let Some(dir) = &config.study.artifacts {
         create_artifacts_dir(dir)?;
     }
@@ -164,9 +175,11 @@ pub fn create_study(config: &TuneConfig, storage: Arc<dyn Storage>) -> Result<St
 }
 
 /// The study of `config` with its sampler and pruner, its search space, and its target number
-/// of trials (a grid may cap it).
+/// of trials (a grid may cap it). `metric` is the resolved one ([`TuneConfig::metric_for`]):
+/// the study's attrs hold it, so workers that join judge by the same.
 pub(crate) fn open_study(
     config: &TuneConfig,
+    metric: Metric,
     storage: Arc<dyn Storage>,
     observer: &dyn StudyObserver,
 ) -> Result<(Study, SearchSpace, u64)> {
@@ -196,12 +209,19 @@ pub(crate) fn open_study(
     let study = Study::new(
         storage,
         &name,
-        settings.metric.direction(),
+        metric.direction(),
         StudyOptions {
             sampler: Arc::from(sampler),
             pruner: Arc::from(pruner),
             seed: settings.seed,
-            attrs: serde_json::to_value(config).expect("configs serialize"),
+            attrs: serde_json::to_value(TuneConfig {
+                study: StudySettings {
+                    metric: Some(metric),
+                    ..settings.clone()
+                },
+                ..config.clone()
+            })
+            .expect("configs serialize"),
         },
     )
     .map_err(search_error)?;
@@ -241,6 +261,7 @@ pub(crate) fn objective(
     trial: &mut Trial,
     space: &SearchSpace,
     config: &TuneConfig,
+    metric: Metric,
     data: &LoadedData,
 ) -> std::result::Result<f64, TrialError> {
     let values = space.sample(trial)?;
@@ -248,11 +269,13 @@ pub(crate) fn objective(
     train_config.validate().map_err(TrialError::failed)?;
     trial.set_attr("config", &train_config)?;
     trial.set_attr("seed", train_config.seed)?;
-    let classes = data.train.num_classes.max(data.test.num_classes);
-    if let Ok(spec) = ModelSpec::resolve(&train_config.model, classes) {
+    if let Ok(spec) = ModelSpec::resolve(
+        &train_config.model,
+        data.info.task.model_head(),
+        &data.train.shape,
+    ) {
         trial.set_attr("model_spec", &spec)?;
     }
-    let metric = config.study.metric;
     let mut reporter = PruningReporter {
         trial,
         metric,
@@ -282,14 +305,15 @@ pub(crate) fn objective(
         }
         let report = result.map_err(TrialError::failed)?;
         trial.set_attr("report", trial_report(&report))?;
+        if let Some(sample) = &report.val_sample {
+            trial.set_attr(PREDICTIONS_ATTR, sample)?;
+        }
         if pruned {
             return Err(TrialError::Pruned);
         }
-        let value = match metric {
-            Metric::ValAccuracy => report.val_accuracy,
-            Metric::ValLoss => report.val_loss,
-        };
-        value
+        report
+            .val_scores()
+            .and_then(|s| metric.of(&s))
             .map(f64::from)
             .ok_or_else(|| TrialError::failed("training produced no validation metric"))
     })();
@@ -335,6 +359,9 @@ fn trial_report(r: &TrainReport) -> serde_json::Value {
     serde_json::json!({
         "val_accuracy": r.val_accuracy,
         "val_loss": r.val_loss,
+        "val_rmse": r.val_rmse,
+        "val_mae": r.val_mae,
+        "val_r2": r.val_r2,
         "epochs_run": r.epochs_run,
         "best_epoch": r.best_epoch,
         "stopped_early": r.stopped_early,
@@ -356,11 +383,9 @@ struct PruningReporter<'t, 's> {
 
 impl TrainObserver for PruningReporter<'_, '_> {
     fn on_epoch_end(&mut self, m: &EpochMetrics) {
-        let value = match self.metric {
-            Metric::ValAccuracy => m.val_accuracy,
-            Metric::ValLoss => m.val_loss,
+        let Some(value) = m.val_scores().and_then(|s| self.metric.of(&s)) else {
+            return;
         };
-        let Some(value) = value else { return };
         let outcome = self
             .trial
             .report(m.epoch, value as f64)

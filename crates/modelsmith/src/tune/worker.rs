@@ -75,7 +75,8 @@ pub fn run_worker(
     options: &WorkerOptions,
     observer: &dyn StudyObserver,
 ) -> Result<WorkerReport> {
-    let (study, space, target) = open_study(config, storage, observer)?;
+    let metric = config.metric_for(&data.info.task)?;
+    let (study, space, target) = open_study(config, metric, storage, observer)?;
     if let Some(dir) = &config.study.artifacts {
         create_artifacts_dir(dir)?;
     }
@@ -120,7 +121,7 @@ pub fn run_worker(
         };
         let s = study
             .optimize_observed(&run, observer, |trial| {
-                objective(trial, &space, config, data)
+                objective(trial, &space, config, metric, data)
             })
             .map_err(search_error)?;
         report.complete += s.complete;

@@ -11,6 +11,7 @@ use super::latency::LatencyReport;
 use super::settings::BundleSettings;
 use crate::data::Preprocessing;
 use crate::model::{LayerKind, ModelMeta};
+use crate::task::{significant, Task};
 
 /// Everything the card reads.
 pub struct CardInput<'a> {
@@ -32,10 +33,10 @@ pub fn render(input: &CardInput) -> String {
     let _ = writeln!(out, "# Model card: {}\n", s.name);
     let _ = writeln!(
         out,
-        "A {}-class classifier trained by [modelsmith](https://crates.io/crates/modelsmith) {}, \
+        "A model for {} trained by [modelsmith](https://crates.io/crates/modelsmith) {}, \
          packaged for deployment by `modelsmith deploy`. Everything needed to run it is in this \
          folder; `{SUMS_FILE}` lists the SHA-256 of every file.\n",
-        meta.num_classes,
+        meta.data.task.describe(),
         env!("CARGO_PKG_VERSION")
     );
     summary(&mut out, input);
@@ -53,12 +54,49 @@ pub fn render(input: &CardInput) -> String {
 
 fn summary(out: &mut String, input: &CardInput) {
     let meta = input.meta;
-    let accuracy = meta
-        .metrics
-        .get("test_accuracy")
-        .and_then(|v| v.as_f64())
-        .map(|a| format!("{:.2}%", a * 100.0))
-        .unwrap_or_else(|| "not recorded".into());
+    let figure = |key: &str| meta.metrics.get(key).and_then(|v| v.as_f64());
+    let not_recorded = || "not recorded".to_string();
+    let headline = if meta.data.task.is_regression() {
+        let units = meta.data.task.targets().len() == 1;
+        (
+            "Test RMSE / MAE / R²",
+            match (figure("test_rmse"), figure("test_mae"), figure("test_r2")) {
+                (Some(rmse), Some(mae), Some(r2)) => format!(
+                    "{} / {} / {r2:.4}{}",
+                    significant(rmse as f32),
+                    significant(mae as f32),
+                    if units {
+                        " (in the target's units)"
+                    } else {
+                        " (averaged over targets)"
+                    }
+                ),
+                _ => not_recorded(),
+            },
+        )
+    } else {
+        (
+            "Test accuracy",
+            figure("test_accuracy")
+                .map(|a| format!("{:.2}%", a * 100.0))
+                .unwrap_or_else(not_recorded),
+        )
+    };
+    let output = match &meta.data.task {
+        Task::Classification { .. } => format!(
+            "`probabilities`, FP32 `[batch, {}]` (softmax)",
+            meta.outputs
+        ),
+        Task::Regression { targets } => format!(
+            "`values`, FP32 `[batch, {}]` ({} in their own units)",
+            meta.outputs,
+            targets
+                .iter()
+                .map(|t| format!("`{}`", t.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let _ = writeln!(out, "| | |\n|---|---|");
     let rows = [
         (
@@ -66,7 +104,7 @@ fn summary(out: &mut String, input: &CardInput) {
             format!("`{}`", input.settings.name),
         ),
         ("Image", format!("`{}`", input.settings.image)),
-        ("Test accuracy", accuracy),
+        (headline.0, headline.1),
         ("Parameters", thousands(meta.params as u64)),
         (
             "FLOPs per example (forward)",
@@ -77,13 +115,7 @@ fn summary(out: &mut String, input: &CardInput) {
             ),
         ),
         ("Input", input_description(meta)),
-        (
-            "Output",
-            format!(
-                "`probabilities`, FP32 `[batch, {}]` (softmax)",
-                meta.num_classes
-            ),
-        ),
+        ("Output", output),
     ];
     for (key, value) in rows {
         let _ = writeln!(out, "| {key} | {value} |");
@@ -104,18 +136,38 @@ fn input_description(meta: &ModelMeta) -> String {
 
 fn data(out: &mut String, meta: &ModelMeta) {
     let _ = writeln!(out, "## Data\n");
-    let _ = writeln!(
-        out,
-        "Trained on `{}`. Classes (index: name): {}.\n",
-        meta.data.spec,
-        meta.data
-            .class_names
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{i}: `{c}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    match &meta.data.task {
+        Task::Classification { classes } => {
+            let _ = writeln!(
+                out,
+                "Trained on `{}`. Classes (index: name): {}.\n",
+                meta.data.spec,
+                classes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{i}: `{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Task::Regression { targets } => {
+            let _ = writeln!(
+                out,
+                "Trained on `{}`. Regression targets (the network learns each standardized; answers are in the target's units): {}.\n",
+                meta.data.spec,
+                targets
+                    .iter()
+                    .map(|t| format!(
+                        "`{}` (train mean {}, std {})",
+                        t.name,
+                        significant(t.mean as f32),
+                        significant(t.std as f32)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     let _ = writeln!(out, "**Preprocessing** (the server applies it to images and CSV rows; clients sending tensors to the v2 endpoint must apply it themselves):\n");
     match &meta.data.preprocessing {
         Preprocessing::Image {
@@ -138,7 +190,7 @@ fn data(out: &mut String, meta: &ModelMeta) {
         Preprocessing::Table { target, columns } => {
             let _ = writeln!(
                 out,
-                "- table rows: {} feature columns (label column `{target}` ignored), standardized or one-hot encoded as recorded in `model/model.json`; missing values are imputed.\n",
+                "- table rows: {} feature columns (target column `{target}` ignored), standardized or one-hot encoded as recorded in `model/model.json`; missing values are imputed.\n",
                 columns.len()
             );
         }
@@ -286,6 +338,21 @@ fn latency(out: &mut String, report: Option<&LatencyReport>) {
 
 fn intended_use(out: &mut String, meta: &ModelMeta) {
     let _ = writeln!(out, "## Intended use and limitations\n");
+    if meta.data.task.is_regression() {
+        let _ = writeln!(
+            out,
+            "- Intended for estimating {} for rows like those of `{}`.\n\
+             - It always answers with a number: rows unlike the training data (values outside the \
+               training range, unseen categories) get an answer as confident as any other, and \
+               the error can be far larger than the test RMSE.\n\
+             - The test figures hold for data distributed like the test split; measure them on your \
+               own data before relying on them (`modelsmith evaluate --model model --data SPEC`).\n\
+             - Not evaluated for fairness, robustness to adversarial inputs or safety-critical use.\n",
+            meta.data.task.describe().trim_start_matches("regression of "),
+            meta.data.spec
+        );
+        return;
+    }
     let _ = writeln!(
         out,
         "- Intended for classifying inputs like those of `{}` into the {} classes above.\n\
@@ -295,7 +362,7 @@ fn intended_use(out: &mut String, meta: &ModelMeta) {
          - The test accuracy holds for data distributed like the test split; measure it on your own \
            data before relying on it (`modelsmith evaluate --model model --data SPEC`).\n\
          - Not evaluated for fairness, robustness to adversarial inputs or safety-critical use.\n",
-        meta.data.spec, meta.num_classes
+        meta.data.spec, meta.outputs
     );
 }
 

@@ -161,6 +161,14 @@ def main():
         return
     url = f"{base}/v2/models/{CONFIG['name']}/infer"
     result = call(url, json.dumps(request).encode(), "application/json", args.token)
+    task = CONFIG.get("task") or {}
+    if task.get("kind") == "regression":
+        output = next(o for o in result["outputs"] if o["name"] == "values")
+        names = [t["name"] for t in task["targets"]]
+        for i, label in enumerate(args.images or ["values"]):
+            row = output["data"][i * len(names):(i + 1) * len(names)]
+            print(label, ", ".join(f"{n} {v:.6g}" for n, v in zip(names, row)))
+        return
     output = next(o for o in result["outputs"] if o["name"] == "probabilities")
     classes = CONFIG["class_names"]
     for i, label in enumerate(args.images or ["values"]):

@@ -46,12 +46,12 @@ pub fn measure(predictor: &mut Predictor, runs: usize) -> Result<LatencyReport> 
     for batch in BATCH_SIZES {
         let refs: Vec<&[f32]> = inputs[..batch].iter().map(Vec::as_slice).collect();
         for _ in 0..WARMUP_RUNS {
-            predictor.probabilities(&refs)?;
+            predictor.outputs(&refs)?;
         }
         let mut times_ms = Vec::with_capacity(runs);
         for _ in 0..runs {
             let start = Instant::now();
-            let probs = predictor.probabilities(&refs)?;
+            let probs = predictor.outputs(&refs)?;
             times_ms.push(start.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(probs);
         }

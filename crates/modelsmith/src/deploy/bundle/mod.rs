@@ -221,7 +221,8 @@ impl Contents<'_> {
         let config = serde_json::json!({
             "name": self.settings.name,
             "input_shape": self.meta.input_shape,
-            "class_names": self.meta.data.class_names,
+            "class_names": self.meta.data.class_names(),
+            "task": self.meta.data.task,
             "preprocessing": self.meta.data.preprocessing,
         });
         // A JSON string literal is also a valid Python string literal.
