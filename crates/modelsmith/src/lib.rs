@@ -13,6 +13,7 @@ mod digest;
 mod error;
 pub mod model;
 pub mod predict;
+pub mod record;
 pub mod report;
 pub mod search;
 mod size;

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use modelsmith::arch::evolve::{evaluated, GENOME_ATTR, MUTATION_ATTR, PARENT_ATTR};
 use modelsmith::arch::morph::{self, DeepenSite, Morph, MorphError, WidenSite};
 use modelsmith::arch::{
-    inherit, mutate, mutate_random, network_tensors, ArchError, Block, BlockOp, ConvParams, Genome,
-    Head, HeadPooling, Hidden, ImageGenome, MutateError, MutationKind, PoolKind, SpaceLimits,
-    TableGenome, MUTATIONS,
+    mutate, mutate_random, ArchError, Block, BlockOp, ConvParams, Genome, Head, HeadPooling,
+    Hidden, ImageGenome, MutateError, MutationKind, PoolKind, SpaceLimits, TableGenome, MUTATIONS,
 };
 use modelsmith::arch::{propose, EvolutionConfig};
 use modelsmith::data::{load, Dataset, LoadOptions, LoadedData};
-use modelsmith::model::{build_network, ActivationSpec, NamedTensors, OutputLayer};
+use modelsmith::model::{
+    build_network, inherit, network_tensors, ActivationSpec, NamedTensors, OutputLayer,
+};
 use modelsmith::search::{
     Direction, OptimizeOptions, Study, StudyOptions, Trial, TrialError, TrialState,
 };
@@ -834,6 +835,7 @@ fn aging_evolution_mutates_tournament_winners_and_resumes_from_storage() {
             checkpoints: false,
             evaluate_test: false,
             initial: None,
+            validation_fold: None,
         };
         let report =
             train_with(&train, &data, &options, &mut Silent).map_err(TrialError::failed)?;

@@ -111,6 +111,7 @@ fn each_strategy_proposes_valid_genomes_and_resumes_from_storage() {
                 checkpoints: false,
                 evaluate_test: false,
                 initial: None,
+                validation_fold: None,
             };
             let r = train_with(&train, &data, &options, &mut Silent).map_err(TrialError::failed)?;
             Ok(r.val_accuracy.unwrap() as f64)
@@ -237,6 +238,7 @@ fn a_child_from_a_morphed_parent_starts_at_the_parents_validation_accuracy() {
         checkpoints: false,
         evaluate_test: false,
         initial: None,
+        validation_fold: None,
     };
     let trained = config(write_spec(dir.path(), "parent", &parent), 3);
     let parent_report = train_with(&trained, &data, &options, &mut Silent).unwrap();
@@ -269,6 +271,7 @@ fn a_child_from_a_morphed_parent_starts_at_the_parents_validation_accuracy() {
             checkpoints: false,
             evaluate_test: false,
             initial: Some(&child.weights),
+            validation_fold: None,
         };
         let report = train_with(&child_config, &data, &options, &mut Silent).unwrap();
         let start = report.initial_val_accuracy.unwrap();
@@ -287,6 +290,7 @@ fn a_child_from_a_morphed_parent_starts_at_the_parents_validation_accuracy() {
         // A child trained from scratch starts near chance, so the inheritance is what matters.
         let scratch = TrainOptions {
             initial: None,
+            validation_fold: None,
             ..options
         };
         let fresh = train_with(&child_config, &data, &scratch, &mut Silent).unwrap();
@@ -295,7 +299,7 @@ fn a_child_from_a_morphed_parent_starts_at_the_parents_validation_accuracy() {
 }
 
 fn auto_config(strategy: StrategyKind, budget: Duration) -> AutoConfig {
-    let mut c = AutoConfig::defaults_for("digits", &DIGITS);
+    let mut c = AutoConfig::defaults_for("digits", &DIGITS, 8000);
     c.study = format!("t-{strategy}");
     c.strategy.kind = strategy;
     c.strategy.evolution.limits = small_limits();
@@ -544,14 +548,18 @@ fn auto_searches_mlps_on_a_table() {
         ..LoadOptions::default()
     };
     let data = load(&spec, &options).unwrap();
-    let mut config = AutoConfig::defaults_for(&spec, &data.train.shape);
+    let mut config = AutoConfig::defaults_for(&spec, &data.train.shape, data.train.len());
     config.target = Some("kind".into());
     config.time_budget = Duration::from_secs(6);
+    // A small table: trials are ranked by 5-fold cross-validation, long enough to converge.
+    assert_eq!(config.folds, 5);
+    assert!(config.epochs_per_trial > 20, "{}", config.epochs_per_trial);
     let artifacts = Artifacts::new(dir.path().join("a")).unwrap();
     let out = dir.path().join("model");
+    let storage = Arc::new(MemoryStorage::new());
     let report = run_auto(
         &config,
-        Arc::new(MemoryStorage::new()),
+        storage.clone(),
         &data,
         &artifacts,
         &out,
@@ -559,6 +567,32 @@ fn auto_searches_mlps_on_a_table() {
     )
     .unwrap();
     assert!(report.complete >= 2, "{report:?}");
+    let study = storage.get_study(&config.study).unwrap().unwrap();
+    for t in storage.trials(study.id).unwrap() {
+        if t.state != TrialState::Complete {
+            continue;
+        }
+        // Its value is the mean of its five folds' validation accuracies, from scratch.
+        let folds: Vec<f64> = serde_json::from_value(t.attrs["fold_values"].clone()).unwrap();
+        assert_eq!(folds.len(), 5);
+        let mean = folds.iter().sum::<f64>() / 5.0;
+        assert!(
+            (t.value.unwrap() - mean).abs() < 1e-5,
+            "{:?} vs {mean}",
+            t.value
+        );
+        assert_eq!(t.attrs[START_ATTR], "scratch (cross-validated)");
+        let epochs: Vec<u32> = serde_json::from_value(t.attrs["fold_best_epochs"].clone()).unwrap();
+        assert!(
+            epochs.len() == 5 && epochs.iter().all(|&e| e >= 1),
+            "{epochs:?}"
+        );
+    }
+    // The final model is refit on every training row, not the first fold's weights.
+    assert_eq!(
+        report.final_model.start,
+        "scratch (refit on every training row)"
+    );
     assert!(
         report.final_model.architecture.starts_with('d')
             || report.final_model.architecture == "out",

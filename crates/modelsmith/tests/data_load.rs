@@ -696,3 +696,29 @@ fn bad_test_fraction_is_rejected() {
     let e = load(&format!("csv:{}", p.display()), &opts).unwrap_err();
     assert!(matches!(e, DataError::InvalidOption { .. }), "{e:?}");
 }
+
+#[test]
+fn folds_partition_the_examples_and_keep_each_class_share() {
+    let d = toy(103, 3);
+    let mut seen = vec![0usize; d.len()];
+    for fold in 0..5 {
+        let (rest, held) = modelsmith::data::fold_indices(&d.y, 5, fold, 9);
+        assert_eq!(rest.len() + held.len(), d.len());
+        assert!(held.len() == 20 || held.len() == 21, "{}", held.len());
+        for &i in &held {
+            seen[i] += 1;
+        }
+        // Every class in every fold, at its share (34-35 examples per class over 5 folds).
+        let counts = d.subset(&held).class_counts();
+        assert!(counts.iter().all(|&c| (6..=8).contains(&c)), "{counts:?}");
+        assert_eq!(d.fold(5, fold, 9), (d.subset(&rest), d.subset(&held)));
+    }
+    assert!(
+        seen.iter().all(|&n| n == 1),
+        "each example held out exactly once"
+    );
+    assert_ne!(
+        modelsmith::data::fold_indices(&d.y, 5, 0, 9).1,
+        modelsmith::data::fold_indices(&d.y, 5, 0, 10).1
+    );
+}

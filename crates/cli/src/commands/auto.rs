@@ -118,7 +118,7 @@ pub fn run(args: AutoArgs) -> Result<()> {
             ..modelsmith::data::LoadOptions::default()
         },
     )?;
-    let mut config = AutoConfig::defaults_for(&args.data, &data.train.shape);
+    let mut config = AutoConfig::defaults_for(&args.data, &data.train.shape, data.train.len());
     config.target = args.target.clone();
     config.task = Some(data.info.task.kind());
     config.metric = args.metric;

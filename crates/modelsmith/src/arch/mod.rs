@@ -19,9 +19,7 @@ pub mod space;
 pub mod strategy;
 
 pub use evolve::{propose, EvolutionConfig, EvolveError, Proposal};
-pub use morph::{
-    inherit, network_tensors, DeepenSite, Inherited, Morph, MorphError, Morphed, WidenSite,
-};
+pub use morph::{DeepenSite, Morph, MorphError, Morphed, WidenSite};
 pub use mutate::{mutate, mutate_random, Change, MutateError, Mutated, MutationKind, MUTATIONS};
 pub use space::{
     Block, BlockOp, ConvParams, Cost, Genome, Head, HeadPooling, Hidden, ImageGenome, PoolKind,

@@ -21,9 +21,6 @@
 //! Everything works on tensors by name ([`NamedTensors`], as in safetensors files), using the
 //! stable layer names of [`Genome::to_spec`].
 
-use std::collections::BTreeSet;
-
-use modelsmith_engine::Network;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -573,46 +570,4 @@ pub fn deepen(
         genome,
         weights: out,
     })
-}
-
-/// Which of a child's tensors came from the parent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Inherited {
-    pub copied: BTreeSet<String>,
-    /// Tensors the parent lacks or has in another shape: they keep their fresh values.
-    pub fresh: BTreeSet<String>,
-}
-
-/// Copies into `net` every parameter and buffer whose name and shape match one of `parent`'s.
-pub fn inherit(net: &mut Network, parent: &NamedTensors) -> Inherited {
-    let mut report = Inherited::default();
-    let mut take = |name: String, target: &mut modelsmith_engine::Tensor| match parent.get(&name) {
-        Some((shape, values)) if *shape == target.shape => {
-            target.data.copy_from_slice(values);
-            report.copied.insert(name);
-        }
-        _ => {
-            report.fresh.insert(name);
-        }
-    };
-    for (name, p) in net.params_mut() {
-        take(name, &mut p.value);
-    }
-    for (name, t) in net.buffers_mut() {
-        take(name, t);
-    }
-    report
-}
-
-/// Every parameter and buffer of `net` by name (what a weights file holds).
-pub fn network_tensors(net: &Network) -> NamedTensors {
-    let params = net
-        .params()
-        .into_iter()
-        .map(|(n, p)| (n, (p.value.shape.clone(), p.value.data.clone())));
-    let buffers = net
-        .buffers()
-        .into_iter()
-        .map(|(n, t)| (n, (t.shape.clone(), t.data.clone())));
-    params.chain(buffers).collect()
 }

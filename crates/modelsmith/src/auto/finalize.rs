@@ -5,6 +5,10 @@
 //! what made it best; starting over would throw that away) and runs as many epochs as the
 //! final share of the budget allows, with a cosine decay to zero. Without those weights (the
 //! trial's folder is gone) it trains from scratch the same way.
+//!
+//! A cross-validated search (small tables) refits instead: from scratch on every training row,
+//! for as many epochs as the best trial's first fold found best (its weights saw four fifths
+//! of the rows, and more epochs than its early stopping chose overfit a small table).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::artifacts::Artifacts;
+use super::objective::FOLD_BEST_EPOCHS_ATTR;
 use super::{measure, AutoConfig, AutoObserver};
 use crate::arch::evolve::GENOME_ATTR;
 use crate::arch::Genome;
@@ -73,13 +78,18 @@ impl Finalizer<'_> {
             .get("config")
             .and_then(|c| serde_json::from_value(c.clone()).ok())
             .ok_or_else(|| bad("training config"))?;
-        let weights = self
-            .artifacts
-            .weights_of(best)
-            .and_then(|p| read_weights_file(&p).ok());
-        let start = match &weights {
-            Some(_) => format!("trial {}'s weights", best.number),
-            None => "scratch".to_string(),
+        let refit = self.config.folds > 1;
+        let weights = if refit {
+            None
+        } else {
+            self.artifacts
+                .weights_of(best)
+                .and_then(|p| read_weights_file(&p).ok())
+        };
+        let start = match (&weights, refit) {
+            (Some(_), _) => format!("trial {}'s weights", best.number),
+            (None, true) => "scratch (refit on every training row)".to_string(),
+            (None, false) => "scratch".to_string(),
         };
 
         // Seconds per epoch on all the training data. Two estimates, each too long in its own
@@ -97,7 +107,11 @@ impl Finalizer<'_> {
         let timed = measure::epoch_seconds(&genome, &self.data.train, self.output, examples)?;
         let per_epoch = from_trial.min(timed);
         let fit = (time_left.as_secs_f64() * EPOCH_SHARE / per_epoch).floor();
-        let epochs = (fit as u32).min(self.config.max_final_epochs.max(1));
+        let most = match refit_epochs(best) {
+            Some(best_epochs) if refit => best_epochs,
+            _ => self.config.max_final_epochs.max(1),
+        };
+        let epochs = (fit as u32).min(most);
 
         std::fs::create_dir_all(out)
             .map_err(|e| Error::io(out, format!("cannot create folder: {e}")))?;
@@ -119,12 +133,15 @@ impl Finalizer<'_> {
         let mut config = trained;
         config.model = spec_path.display().to_string();
         config.validation_split = 0.0;
-        config.epochs = epochs;
-        config.decay = 0.0;
-        config.schedule = LrSchedule::Cosine {
-            warmup_epochs: 0,
-            min_lr: 0.0,
-        };
+        if !refit {
+            // A refit keeps the trials' schedule (over their epochs) and stops where they did.
+            config.epochs = epochs;
+            config.decay = 0.0;
+            config.schedule = LrSchedule::Cosine {
+                warmup_epochs: 0,
+                min_lr: 0.0,
+            };
+        }
         config.early_stopping.patience = 0;
         config.early_stopping.restore_best = false;
         self.observer.on_message(&format!(
@@ -137,11 +154,14 @@ impl Finalizer<'_> {
             checkpoints: false,
             evaluate_test: true,
             initial: weights.as_ref(),
+            validation_fold: None,
         };
         let mut progress = FinalProgress {
             observer: self.observer,
             epochs,
             hard_stop: Instant::now() + time_left.mul_f64(HARD_STOP_SHARE),
+            stop_after: refit.then_some(epochs),
+            done: 0,
         };
         let report = train_with(&config, self.data, &options, &mut progress)?;
         let latency_ms = measure::latency_ms(out)?;
@@ -235,10 +255,33 @@ struct FinalProgress<'o> {
     /// The epoch count comes from the trial's epoch times; if this machine slows down (another
     /// job starts), training stops here rather than blow the budget.
     hard_stop: Instant,
+    /// A refit stops after this many epochs of the trials' longer schedule.
+    stop_after: Option<u32>,
+    /// Epochs finished so far.
+    done: u32,
+}
+
+/// The epochs a cross-validated trial's folds found best (their early stopping's best epochs,
+/// mean, rounded up; the first fold's alone in trials recorded before `fold_best_epochs`).
+fn refit_epochs(best: &FrozenTrial) -> Option<u32> {
+    let folds: Option<Vec<u32>> = best
+        .attrs
+        .get(FOLD_BEST_EPOCHS_ATTR)
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let epochs = match folds {
+        Some(f) if !f.is_empty() => f.iter().sum::<u32>().div_ceil(f.len() as u32),
+        _ => best.attrs.get("report")?.get("best_epoch")?.as_u64()? as u32,
+    };
+    Some(epochs.max(1))
 }
 
 impl TrainObserver for FinalProgress<'_> {
+    fn should_stop(&mut self) -> bool {
+        self.stop_after.is_some_and(|n| self.done >= n)
+    }
+
     fn on_epoch_end(&mut self, m: &EpochMetrics) {
+        self.done = m.epoch;
         let train = Scores {
             loss: m.loss,
             accuracy: m.accuracy,

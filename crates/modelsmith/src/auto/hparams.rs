@@ -1,5 +1,5 @@
 //! The training hyperparameters of an architecture trial: optimizer, learning rate, batch size,
-//! augmentation. A trial trained from scratch samples them jointly with its genome, with the
+//! augmentation (images) or weight decay (tables). A trial trained from scratch samples them jointly with its genome, with the
 //! study's sampler (TPE by default); a child that starts from its parent's weights continues
 //! its parent's training, so it takes the parent's settings, now and then with one of them
 //! changed by a small step (the explore step of population-based training).
@@ -21,6 +21,10 @@ pub struct Hyper {
     pub lr: f32,
     pub batch_size: usize,
     pub augment: bool,
+    /// L2 penalty (decoupled for AdamW); searched for tables, whose small MLPs overfit more
+    /// easily than they underfit. `None`: the optimizer's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f32>,
 }
 
 /// Optimizers the search chooses among: the seed's SGD with momentum, Adam and AdamW.
@@ -29,6 +33,7 @@ pub const SEARCH_OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw"];
 const LR_SGD: (f64, f64) = (5e-3, 0.2);
 const LR_ADAM: (f64, f64) = (2e-4, 5e-3);
 const BATCH_SIZES: [i64; 3] = [32, 64, 128];
+const WEIGHT_DECAY: (f64, f64) = (1e-6, 1e-2);
 
 /// The share of children whose inherited settings get one small change. Switching a trained
 /// network's settings costs accuracy in the child's first epochs (in a Fashion-MNIST run,
@@ -39,7 +44,7 @@ pub const TWEAK_SHARE: f64 = 0.25;
 impl Hyper {
     /// Samples the settings. Learning rates live on different scales for SGD and the Adam
     /// family, so each has its own (conditional) parameter: `lr_sgd` or `lr_adam`.
-    /// Augmentation is only offered for images.
+    /// Augmentation is only offered for images, weight decay only for tables.
     pub fn sample(trial: &mut Trial, image: bool) -> Result<Hyper, TrialError> {
         let optimizer: &str = trial.suggest_categorical("optimizer", SEARCH_OPTIMIZERS)?;
         let lr = if optimizer == "sgd" {
@@ -49,11 +54,17 @@ impl Hyper {
         };
         let batch_size = trial.suggest_categorical("batch_size", &BATCH_SIZES)? as usize;
         let augment = image && trial.suggest_bool("augment")?;
+        let weight_decay = if image {
+            None
+        } else {
+            Some(trial.suggest_float_log("weight_decay", WEIGHT_DECAY.0, WEIGHT_DECAY.1)? as f32)
+        };
         Ok(Hyper {
             optimizer: optimizer.to_string(),
             lr: lr as f32,
             batch_size,
             augment,
+            weight_decay,
         })
     }
 
@@ -69,6 +80,7 @@ impl Hyper {
             lr: 1e-3,
             batch_size: 32,
             augment: false,
+            weight_decay: None,
         }
     }
 
@@ -135,7 +147,7 @@ impl Hyper {
             momentum: None,
             nesterov: false,
             decay: 0.0,
-            weight_decay: None,
+            weight_decay: self.weight_decay,
             schedule: LrSchedule::Cosine {
                 warmup_epochs: 0,
                 min_lr: 0.0,
@@ -173,6 +185,7 @@ mod tests {
                 lr: 0.19,
                 batch_size: 128,
                 augment: true,
+                weight_decay: Some(1e-4),
             },
         ];
         for parent in &parents {

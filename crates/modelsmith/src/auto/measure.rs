@@ -5,11 +5,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use modelsmith_engine::{Mode, Optimizer, OptimizerConfig, Tensor};
-
 use crate::arch::Genome;
 use crate::data::Dataset;
-use crate::model::{build_network, OutputLayer};
+use crate::model::OutputLayer;
 use crate::predict::Predictor;
 use crate::Result;
 
@@ -40,40 +38,13 @@ pub fn latency_ms(dir: &Path) -> Result<f64> {
 }
 
 /// Estimated seconds of one training epoch of `genome` over `examples` examples of `train`'s
-/// shape (batch 32, Adam): a few timed steps after a warm-up step, scaled up.
+/// shape (batch 32, Adam), from [`crate::train::seconds_per_example`].
 pub fn epoch_seconds(
     genome: &Genome,
     train: &Dataset,
     output: OutputLayer,
     examples: usize,
 ) -> Result<f64> {
-    const BATCH: usize = 32;
-    const TIMED: usize = 8;
     let spec = genome.to_spec(&train.shape, output);
-    let mut net = build_network(&spec, &train.shape, output.outputs, 0)?;
-    let mut optimizer = Optimizer::new(OptimizerConfig::adam());
-    let n = train.len().min(BATCH);
-    let indices: Vec<usize> = (0..n).collect();
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    train.gather(&indices, &mut x, &mut y);
-    let mut shape = vec![n];
-    shape.extend_from_slice(&train.shape);
-    let x = Tensor::from_vec(&shape, x).map_err(|e| crate::Error::Config(e.to_string()))?;
-    let mut dlogits = Tensor::default();
-    let mut step = |net: &mut modelsmith_engine::Network| {
-        net.zero_grads();
-        let logits = net.forward(&x, Mode::Train);
-        // Any output gradient costs the same backward pass, whatever the task's loss.
-        dlogits.resize(&logits.shape);
-        dlogits.data.fill(1e-3);
-        net.backward(&dlogits);
-        let _ = optimizer.step(&mut net.param_refs_mut(), 1e-3);
-    };
-    step(&mut net);
-    let start = Instant::now();
-    for _ in 0..TIMED {
-        step(&mut net);
-    }
-    let per_example = start.elapsed().as_secs_f64() / (TIMED * n.max(1)) as f64;
-    Ok(per_example * examples as f64)
+    Ok(crate::train::seconds_per_example(&spec, train, output.outputs)? * examples as f64)
 }

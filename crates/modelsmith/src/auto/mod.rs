@@ -80,7 +80,13 @@ pub struct AutoConfig {
     pub final_share: f64,
     /// The most epochs a trial trains (ASHA's largest rung; early stopping may end it sooner).
     pub epochs_per_trial: u32,
+    /// The validation share of each trial (with `folds` > 1: one fold's share).
     pub validation_split: f32,
+    /// Above 1: each trial trains once per fold of a stratified k-fold partition of the
+    /// training data and is ranked by its mean validation metric (small tables); ASHA prunes
+    /// on the first fold's epochs, and trials start from scratch (a parent's weights have
+    /// seen the other folds' rows).
+    pub folds: usize,
     /// Trials trained at once by this process.
     pub workers: usize,
     pub seed: u64,
@@ -88,6 +94,29 @@ pub struct AutoConfig {
     pub max_final_epochs: u32,
     /// Where trials and the final training run (resolved by the caller; see `train::Device`).
     pub device: crate::train::Device,
+}
+
+/// Fewest optimizer steps a table's trial may train (at batch 32), however small the table.
+pub const MIN_TRIAL_STEPS: usize = 600;
+
+/// Tables up to this many training rows rank trials by 5-fold cross-validation.
+pub const CROSS_VALIDATE_ROWS: usize = 2000;
+
+/// A table's validation share, epochs per trial and folds for `examples` training rows: see
+/// [`AutoConfig::defaults_for`].
+fn table_sizing(examples: usize) -> (f32, u32, usize) {
+    let n = examples.max(1) as f32;
+    let folds = if examples <= CROSS_VALIDATE_ROWS {
+        5
+    } else {
+        1
+    };
+    let validation_split = if folds > 1 { 1.0 / folds as f32 } else { 0.1 };
+    let steps_per_epoch = (n * (1.0 - validation_split) / 32.0).ceil().max(1.0);
+    let epochs = (MIN_TRIAL_STEPS as f32 / steps_per_epoch)
+        .ceil()
+        .clamp(20.0, 300.0);
+    (validation_split, epochs as u32, folds)
 }
 
 /// The demo budget when none is given: about two minutes.
@@ -100,8 +129,15 @@ impl AutoConfig {
     ///   CNN that reaches ~92% on Fashion-MNIST costs ~8 MFLOPs; at 20 one epoch of 54k images
     ///   still takes about a minute here), 4 epochs per trial (a hill-climb child inherits its
     ///   parent's training, so a few epochs per step suffice), evolution's population 10;
-    /// - tables: MLPs up to 3 hidden layers of 256, 20 epochs per trial (epochs are cheap).
-    pub fn defaults_for(data: &str, input_shape: &[usize]) -> AutoConfig {
+    /// - tables: MLPs up to 3 hidden layers of 256, each trial trained for at least
+    ///   [`MIN_TRIAL_STEPS`] steps (20 epochs of a large table; a 150-row table's 3 batches
+    ///   per epoch would stop a trial after 60 steps, long before an MLP converges); a table of
+    ///   at most [`CROSS_VALIDATE_ROWS`] rows ranks trials by 5-fold cross-validation (a tenth
+    ///   of 150 rows is 15 validation rows, one of which is 7 points of accuracy), a larger one
+    ///   on a tenth of its rows.
+    ///
+    /// `examples`: the training rows (before the validation split).
+    pub fn defaults_for(data: &str, input_shape: &[usize], examples: usize) -> AutoConfig {
         let image = input_shape.len() == 3;
         let limits = if image {
             SpaceLimits {
@@ -124,6 +160,11 @@ impl AutoConfig {
                 ..SpaceLimits::default()
             }
         };
+        let (validation_split, epochs_per_trial, folds) = if image {
+            (0.1, 4, 1)
+        } else {
+            table_sizing(examples)
+        };
         let mut strategy = Strategy::default();
         strategy.evolution.population = 10;
         strategy.evolution.tournament = 3;
@@ -138,12 +179,13 @@ impl AutoConfig {
             sampler: "auto".into(),
             time_budget: DEMO_BUDGET,
             final_share: 0.25,
-            epochs_per_trial: if image { 4 } else { 20 },
-            validation_split: 0.1,
+            epochs_per_trial,
+            validation_split,
+            folds,
             workers: 1,
             seed: 0,
             max_latency_ms: None,
-            max_final_epochs: 15,
+            max_final_epochs: epochs_per_trial.max(15),
             device: crate::train::Device::Cpu,
         }
     }
@@ -185,6 +227,12 @@ impl AutoConfig {
         }
         if self.workers == 0 {
             return bad("workers must be at least 1".into());
+        }
+        if !(1..=20).contains(&self.folds) {
+            return bad(format!(
+                "folds must be between 1 and 20, got {}",
+                self.folds
+            ));
         }
         if let Some(l) = self.max_latency_ms {
             if !(l.is_finite() && l > 0.0) {
@@ -424,4 +472,32 @@ fn search_error(e: crate::search::SearchError) -> Error {
 /// Is this study an architecture search (written by `auto`)?
 pub fn is_architecture_study(attrs: &serde_json::Value) -> bool {
     attrs.get("kind").and_then(|k| k.as_str()) == Some("architecture")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_tables_get_steps_and_folds_large_ones_keep_the_defaults() {
+        // Iris's 112 training rows: 5 folds of 22-23 rows; a fold's 90 training rows are 3
+        // batches, so 200 epochs reach the 600 steps.
+        assert_eq!(table_sizing(112), (0.2, 200, 5));
+        // 3,000 rows: no folds; 300 rows (a tenth) validate; 85 batches an epoch.
+        assert_eq!(table_sizing(3_000), (0.1, 20, 1));
+        // Diamonds' 43,152: the old defaults.
+        assert_eq!(table_sizing(43_152), (0.1, 20, 1));
+        let config = AutoConfig::defaults_for("csv:t.csv", &[30], 112);
+        assert_eq!((config.epochs_per_trial, config.folds), (200, 5));
+        assert_eq!(config.max_final_epochs, 200);
+        let images = AutoConfig::defaults_for("digits", &[28, 28, 1], 8000);
+        assert_eq!(
+            (
+                images.epochs_per_trial,
+                images.validation_split,
+                images.folds
+            ),
+            (4, 0.1, 1)
+        );
+    }
 }

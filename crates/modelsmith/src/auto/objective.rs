@@ -13,7 +13,8 @@ use crate::data::LoadedData;
 use crate::model::{read_weights_file, NamedTensors, OutputLayer};
 use crate::search::sampler::trial_rng;
 use crate::search::{FrozenTrial, Study, Trial, TrialError};
-use crate::task::Metric;
+use crate::task::{Metric, Scores};
+use crate::train::early_stopping::Monitor;
 use crate::train::{train_with, EpochMetrics, TrainObserver, TrainOptions, TrainReport};
 
 /// Trial attrs written here (besides the strategy's `genome`, `parent`, `mutation`).
@@ -105,6 +106,12 @@ impl TrialRunner<'_> {
         if start.weights.is_some() {
             train_config.lr *= INHERITED_LR_SCALE;
         }
+        if self.config.folds > 1 {
+            // A fold of a small table validates on a few dozen rows, where accuracy reaches its
+            // top within a few epochs and stays there; the loss keeps telling the epochs apart,
+            // and the refit trains for the epochs chosen here.
+            train_config.early_stopping.monitor = Monitor::ValLoss;
+        }
         trial.set_attr("config", &train_config)?;
 
         let mut reporter = EpochReporter {
@@ -118,22 +125,43 @@ impl TrialRunner<'_> {
             cut: false,
             error: None,
         };
+        let folds = self.config.folds;
         let options = TrainOptions {
             out: Some(&dir),
             resume: false,
             checkpoints: false,
             evaluate_test: false,
             initial: start.weights.as_ref(),
+            validation_fold: (folds > 1).then_some((0, folds)),
         };
         let result = train_with(&train_config, self.data, &options, &mut reporter);
         let EpochReporter {
             trial,
             pruned,
-            cut,
+            mut cut,
             error,
             ..
         } = reporter;
-        let outcome = self.judge(trial, result, pruned, cut, error, &dir);
+        let result = match result {
+            Ok(first) if folds > 1 && !pruned && !cut && error.is_none() => {
+                match self.cross_validate(trial, first, &train_config) {
+                    Ok(Some(report)) => Ok(report),
+                    Ok(None) => {
+                        cut = true;
+                        Err(crate::Error::Config("cut by the deadline".into()))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        let outcome = if folds > 1 && cut && error.is_none() {
+            // The deadline came before every fold was trained: no value comparable with the
+            // other trials' means.
+            trial.set_attr(CUT_ATTR, true).and(Err(TrialError::Pruned))
+        } else {
+            self.judge(trial, result, pruned, cut, error, &dir)
+        };
         if outcome.is_err() {
             self.artifacts.remove(number);
         }
@@ -145,6 +173,50 @@ impl TrialRunner<'_> {
             self.artifacts.prune(&trials, &keep);
         }
         outcome
+    }
+
+    /// Trains the remaining folds of a cross-validated trial (the first, trained with the
+    /// pruner watching, is `first`) and returns `first` with its validation scores replaced by
+    /// the mean over the folds; each fold's value goes into the `fold_values` attr. `None`
+    /// when the search's deadline came first.
+    fn cross_validate(
+        &self,
+        trial: &mut Trial,
+        first: TrainReport,
+        config: &crate::train::TrainConfig,
+    ) -> Result<Option<TrainReport>, crate::Error> {
+        let folds = self.config.folds;
+        let mut scores = vec![first.val_scores().unwrap_or_default()];
+        let mut best_epochs = vec![first.best_epoch];
+        for fold in 1..folds {
+            let options = TrainOptions {
+                out: None,
+                resume: false,
+                checkpoints: false,
+                evaluate_test: false,
+                initial: None,
+                validation_fold: Some((fold, folds)),
+            };
+            let mut until = Deadline(self.deadline);
+            let report = train_with(config, self.data, &options, &mut until)?;
+            if Instant::now() >= self.deadline {
+                return Ok(None);
+            }
+            scores.push(report.val_scores().unwrap_or_default());
+            best_epochs.push(report.best_epoch);
+        }
+        let values: Vec<Option<f32>> = scores.iter().map(|s| self.metric.of(s)).collect();
+        let _ = trial.set_attr(FOLD_VALUES_ATTR, &values);
+        let _ = trial.set_attr(FOLD_BEST_EPOCHS_ATTR, &best_epochs);
+        let mean = Scores::mean(&scores);
+        Ok(Some(TrainReport {
+            val_loss: Some(mean.loss),
+            val_accuracy: mean.accuracy,
+            val_rmse: mean.rmse,
+            val_mae: mean.mae,
+            val_r2: mean.r2,
+            ..first
+        }))
     }
 
     /// The trial's value, or why it has none: pruned (by the pruner, or infeasible), failed.
@@ -244,6 +316,10 @@ impl TrialRunner<'_> {
             weights: None,
             text,
         };
+        if self.config.folds > 1 {
+            // A parent's weights trained on the rows its child validates on in other folds.
+            return scratch("scratch (cross-validated)".into());
+        }
         let Some(parent) = proposal.parent.filter(|_| self.config.strategy.inherits()) else {
             return scratch("scratch".into());
         };
@@ -303,6 +379,21 @@ fn trial_report(r: &TrainReport) -> serde_json::Value {
         "inherited_tensors": r.inherited_tensors,
         "initial_val_accuracy": r.initial_val_accuracy,
     })
+}
+
+/// A cross-validated trial's value of the study's metric on each fold.
+pub const FOLD_VALUES_ATTR: &str = "fold_values";
+/// A cross-validated trial's best epoch on each fold (early stopping's), what the final refit
+/// trains for.
+pub const FOLD_BEST_EPOCHS_ATTR: &str = "fold_best_epochs";
+
+/// Stops a training at the search's deadline (the later folds of a cross-validated trial).
+struct Deadline(Instant);
+
+impl TrainObserver for Deadline {
+    fn interrupt(&mut self) -> bool {
+        Instant::now() >= self.0
+    }
 }
 
 /// Reports each epoch's validation metric to the study (for ASHA) and to the observer, and
@@ -373,7 +464,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let artifacts = Artifacts::new(dir.path().join("a")).unwrap();
-        let config = AutoConfig::defaults_for("digits", &[28, 28, 1]);
+        let config = AutoConfig::defaults_for("digits", &[28, 28, 1], 8000);
         let runner = TrialRunner {
             config: &config,
             data: &data,

@@ -144,6 +144,13 @@ impl Dataset {
         (self.subset(&rest), self.subset(&held))
     }
 
+    /// Fold `fold` of a stratified `folds`-fold partition as `(rest, held_out)`; see
+    /// [`fold_indices`].
+    pub fn fold(&self, folds: usize, fold: usize, seed: u64) -> (Dataset, Dataset) {
+        let (rest, held) = fold_indices(&self.y, folds, fold, seed);
+        (self.subset(&rest), self.subset(&held))
+    }
+
     /// `self` followed by `other`. The example shapes must agree; `num_classes` is the larger.
     pub fn concat(&self, other: &Dataset) -> Result<Dataset, DataError> {
         if self.shape != other.shape {
@@ -241,6 +248,42 @@ pub fn split_indices(labels: &[u32], fraction: f32, seed: u64) -> (Vec<usize>, V
     let mut rest: Vec<usize> = keyed[k..].iter().map(|t| t.2).collect();
     held.sort_unstable();
     rest.sort_unstable();
+    (rest, held)
+}
+
+/// Fold `fold` (< `folds`) of a deterministic, stratified k-fold partition of example indices,
+/// as `(rest, held_out)`: each class's examples (a regression's strata) are shuffled with the
+/// seed and dealt to the folds in turn, so every fold holds its share of every class and the
+/// folds partition the examples. Both lists are sorted ascending.
+pub fn fold_indices(
+    labels: &[u32],
+    folds: usize,
+    fold: usize,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let folds = folds.max(1);
+    let num_classes = labels.iter().map(|&y| y as usize + 1).max().unwrap_or(0);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); num_classes];
+    for (i, &y) in labels.iter().enumerate() {
+        by_class[y as usize].push(i);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut rest, mut held) = (Vec::new(), Vec::new());
+    // A running offset keeps small classes from all landing in the first folds.
+    let mut dealt = 0usize;
+    for members in &mut by_class {
+        members.shuffle(&mut rng);
+        for &i in members.iter() {
+            if dealt % folds == fold {
+                held.push(i);
+            } else {
+                rest.push(i);
+            }
+            dealt += 1;
+        }
+    }
+    rest.sort_unstable();
+    held.sort_unstable();
     (rest, held)
 }
 

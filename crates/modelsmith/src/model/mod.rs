@@ -3,6 +3,7 @@
 
 pub mod activation;
 mod build;
+mod inherit;
 mod output_lock;
 mod saved;
 pub mod spec;
@@ -12,6 +13,7 @@ use std::path::Path;
 
 pub use activation::ActivationSpec;
 pub use build::build_network;
+pub use inherit::{inherit, network_tensors, Inherited};
 pub use output_lock::{OutputLock, LOCK_FILE};
 pub use saved::{load_model, save_model, ModelMeta, MAX_INPUT_VALUES, MODEL_FORMAT_VERSION};
 pub use spec::{LayerKind, LayerSpec, ModelSpec, OutputLayer, PaddingSpec, BUILTIN_MODELS};

@@ -207,7 +207,7 @@ pub(crate) fn short_number(x: f64) -> String {
     if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
         return thousands(x as i64);
     }
-    crate::search::space::format_float(x)
+    crate::record::format_float(x)
 }
 
 pub(crate) fn thousands(n: i64) -> String {

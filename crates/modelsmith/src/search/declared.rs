@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::space::{Distribution, ParamValue};
-use super::study::{Trial, TrialError};
+use super::study::TrialError;
+use super::trial::Trial;
+use crate::record::{Distribution, ParamValue};
 
 /// One declared parameter.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -2,21 +2,24 @@
 //!
 //! A [`Study`] runs an objective many times; each [`Trial`] suggests parameters (define-by-run,
 //! as in Optuna), the [`sampler`] proposes their values from the study's history, the [`pruner`]
-//! stops weak trials early, and every trial is kept in a [`crate::store::Storage`].
+//! stops weak trials early, and every trial is kept in a [`crate::store::Storage`] as a
+//! [`FrozenTrial`] (the records live in [`crate::record`], below both; re-exported here).
 
 pub mod declared;
 mod owner;
 pub mod pruner;
 pub mod sampler;
-pub mod space;
 mod study;
 mod trial;
 
+pub use crate::record::{
+    best_trial, now_unix, Direction, Distribution, FrozenTrial, Owner, ParamRecord, ParamValue,
+    TrialState,
+};
 pub use declared::{DeclKind, ParamDecl, SearchSpace};
 pub use owner::{current_owner, owner_is_dead};
-pub use space::{Distribution, ParamValue};
 pub use study::{
     NoStudyObserver, OptimizeOptions, OptimizeSummary, SearchError, Study, StudyObserver,
-    StudyOptions, Trial, TrialError,
+    StudyOptions, TrialError,
 };
-pub use trial::{best_trial, now_unix, Direction, FrozenTrial, Owner, ParamRecord, TrialState};
+pub use trial::Trial;

@@ -8,7 +8,7 @@
 //! judged gone from /proc only by a process in that same scope; everyone else waits for its
 //! heartbeat to go stale.
 
-use super::trial::Owner;
+use crate::record::Owner;
 
 /// This process.
 pub fn current_owner() -> Owner {

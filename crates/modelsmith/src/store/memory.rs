@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{StartedTrial, Storage, StoreError, StoreResult, StudyRecord, StudySummary};
-use crate::search::{best_trial, now_unix, Direction, FrozenTrial, Owner, ParamRecord, TrialState};
+use crate::record::{best_trial, now_unix, Direction, FrozenTrial, Owner, ParamRecord, TrialState};
 
 #[derive(Default)]
 pub struct MemoryStorage {

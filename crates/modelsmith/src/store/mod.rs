@@ -26,7 +26,7 @@ pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 pub use url::{redact_url, PostgresUrl, StorageUrl};
 
-use crate::search::{Direction, FrozenTrial, Owner, ParamRecord, TrialState};
+use crate::record::{Direction, FrozenTrial, Owner, ParamRecord, TrialState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

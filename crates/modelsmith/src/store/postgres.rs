@@ -41,8 +41,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::{
     redact_url, StartedTrial, Storage, StoreError, StoreResult, StudyRecord, StudySummary,
 };
-use crate::search::now_unix;
-use crate::search::{Direction, Distribution, FrozenTrial, Owner, ParamRecord, TrialState};
+use crate::record::now_unix;
+use crate::record::{Direction, Distribution, FrozenTrial, Owner, ParamRecord, TrialState};
 
 use super::schema::POSTGRES as MIGRATIONS;
 

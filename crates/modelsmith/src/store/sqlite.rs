@@ -29,8 +29,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Value, 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql};
 
 use super::{StartedTrial, Storage, StoreError, StoreResult, StudyRecord, StudySummary};
-use crate::search::now_unix;
-use crate::search::{Direction, Distribution, FrozenTrial, Owner, ParamRecord, TrialState};
+use crate::record::now_unix;
+use crate::record::{Direction, Distribution, FrozenTrial, Owner, ParamRecord, TrialState};
 
 /// `PRAGMA application_id` of a Modelsmith store: "MSMT".
 const APPLICATION_ID: i64 = 0x4D53_4D54;

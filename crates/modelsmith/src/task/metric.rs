@@ -43,6 +43,25 @@ impl Scores {
         }
     }
 
+    /// The mean of each figure over `all` (a cross-validation's folds); a figure missing from
+    /// any is missing from the mean.
+    pub fn mean(all: &[Scores]) -> Scores {
+        let n = all.len().max(1) as f32;
+        let mean_of = |f: fn(&Scores) -> Option<f32>| -> Option<f32> {
+            all.iter()
+                .map(f)
+                .sum::<Option<f32>>()
+                .map(|total| total / n)
+        };
+        Scores {
+            loss: all.iter().map(|s| s.loss).sum::<f32>() / n,
+            accuracy: mean_of(|s| s.accuracy),
+            rmse: mean_of(|s| s.rmse),
+            mae: mean_of(|s| s.mae),
+            r2: mean_of(|s| s.r2),
+        }
+    }
+
     /// The headline figure for a progress line: `acc 97.50%` or `rmse 531.2  r2 0.982`.
     pub fn headline(&self) -> String {
         match (self.accuracy, self.rmse, self.r2) {
@@ -277,6 +296,24 @@ mod tests {
         // SST = 0 + 100 + 100 around the mean 100.
         assert!((s.r2.unwrap() - (1.0 - 25.0 / 200.0)).abs() < 1e-5);
         assert!(s.accuracy.is_none());
+    }
+
+    #[test]
+    fn the_mean_of_fold_scores() {
+        let a = Scores {
+            loss: 1.0,
+            accuracy: Some(0.5),
+            ..Scores::default()
+        };
+        let b = Scores {
+            loss: 3.0,
+            accuracy: Some(1.0),
+            rmse: Some(2.0),
+            ..Scores::default()
+        };
+        let m = Scores::mean(&[a, b]);
+        assert_eq!((m.loss, m.accuracy), (2.0, Some(0.75)));
+        assert_eq!(m.rmse, None, "missing from one fold: missing from the mean");
     }
 
     #[test]

@@ -122,6 +122,9 @@ pub struct TrainOptions<'a> {
     /// and shape match is copied (an architecture search's child starts from its parent's
     /// trained, possibly morphed, weights); the rest keep their fresh values.
     pub initial: Option<&'a NamedTensors>,
+    /// `(fold, folds)`: validate on this fold of a stratified k-fold partition of the training
+    /// data (a search's cross-validation) instead of the `validation_split` share.
+    pub validation_fold: Option<(usize, usize)>,
 }
 
 /// Trains `config.model` on `data` and saves the model folder to `out` (with `metrics.jsonl`
@@ -139,6 +142,7 @@ pub fn train(
         checkpoints: true,
         evaluate_test: true,
         initial: None,
+        validation_fold: None,
     };
     train_with(config, data, &options, observer)
 }
@@ -162,7 +166,9 @@ pub fn train_with(
             data.info.spec
         )));
     }
-    let (train_set, val_set) = if config.validation_split > 0.0 {
+    let (train_set, val_set) = if let Some((fold, folds)) = options.validation_fold {
+        data.train.fold(folds, fold, config.seed)
+    } else if config.validation_split > 0.0 {
         data.train.split(config.validation_split, config.seed)
     } else {
         (data.train.clone(), data.train.subset(&[]))
@@ -178,7 +184,7 @@ pub fn train_with(
     let mut net = build_network(&spec, &train_set.shape, outputs, config.seed)?;
     let (mut inherited_tensors, mut initial_val_accuracy) = (None, None);
     if let Some(initial) = options.initial {
-        let inherited = crate::arch::inherit(&mut net, initial);
+        let inherited = crate::model::inherit(&mut net, initial);
         inherited_tensors = Some(inherited.copied.len());
         if !val_set.is_empty() {
             initial_val_accuracy = evaluate(&mut net, &val_set, task, loss).accuracy;

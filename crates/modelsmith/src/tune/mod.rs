@@ -252,6 +252,7 @@ pub fn retrain_best(
         checkpoints: false,
         evaluate_test: true,
         initial: None,
+        validation_fold: None,
     };
     train_with(&config, data, &options, &mut crate::train::Silent)
 }
@@ -296,6 +297,7 @@ pub(crate) fn objective(
         checkpoints: false,
         evaluate_test: false,
         initial: None,
+        validation_fold: None,
     };
     let result = train_with(&train_config, data, &options, &mut reporter);
     let PruningReporter { pruned, error, .. } = reporter;

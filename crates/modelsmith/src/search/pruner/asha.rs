@@ -7,7 +7,7 @@
 //! `SuccessiveHalvingPruner`). Asynchronous: nobody waits for a rung to fill.
 
 use super::{PruneContext, Pruner};
-use crate::search::trial::{FrozenTrial, TrialState};
+use crate::record::{FrozenTrial, TrialState};
 
 #[derive(Clone, Debug)]
 pub struct AshaPruner {
@@ -79,7 +79,7 @@ impl Pruner for AshaPruner {
 mod tests {
     use super::super::test_support::{ctx_for, trial};
     use super::*;
-    use crate::search::trial::Direction;
+    use crate::record::Direction;
 
     #[test]
     fn rungs_are_geometric() {

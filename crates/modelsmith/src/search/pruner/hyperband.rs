@@ -83,7 +83,7 @@ impl Pruner for HyperbandPruner {
 mod tests {
     use super::super::test_support::{ctx_for, trial};
     use super::*;
-    use crate::search::trial::{Direction, TrialState};
+    use crate::record::{Direction, TrialState};
 
     #[test]
     fn brackets_follow_the_paper_weights() {

@@ -2,7 +2,7 @@
 //! is worse than the median of the completed trials' values at the same step.
 
 use super::{PruneContext, Pruner};
-use crate::search::trial::TrialState;
+use crate::record::TrialState;
 
 #[derive(Clone, Debug)]
 pub struct MedianPruner {
@@ -69,7 +69,7 @@ impl Pruner for MedianPruner {
 mod tests {
     use super::super::test_support::{ctx_for, trial};
     use super::*;
-    use crate::search::trial::{Direction, TrialState};
+    use crate::record::{Direction, TrialState};
 
     #[test]
     fn prunes_below_the_median_of_completed_trials_only_after_startup_and_warmup() {

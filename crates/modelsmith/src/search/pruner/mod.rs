@@ -13,7 +13,7 @@ pub use asha::AshaPruner;
 pub use hyperband::HyperbandPruner;
 pub use median::MedianPruner;
 
-use super::trial::{Direction, FrozenTrial};
+use crate::record::{Direction, FrozenTrial};
 
 /// What a pruner sees after `trial` reported its value at `step`.
 pub struct PruneContext<'a> {
@@ -121,7 +121,7 @@ pub(crate) mod test_support {
     use std::collections::BTreeMap;
 
     use super::PruneContext;
-    use crate::search::trial::{Direction, FrozenTrial, TrialState};
+    use crate::record::{Direction, FrozenTrial, TrialState};
 
     /// A trial with the given reported (step, value) pairs.
     pub fn trial(number: u64, state: TrialState, values: &[(u32, f64)]) -> FrozenTrial {

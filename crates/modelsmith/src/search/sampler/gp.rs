@@ -46,8 +46,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::random::RandomSampler;
 use super::{erfcx_pos, trial_rng, SampleContext, Sampler};
-use crate::search::space::Distribution;
-use crate::search::trial::{FrozenTrial, ParamRecord, TrialState};
+use crate::record::Distribution;
+use crate::record::{FrozenTrial, ParamRecord, TrialState};
 
 /// Gaussian-process sampler with log expected improvement.
 #[derive(Clone, Debug)]

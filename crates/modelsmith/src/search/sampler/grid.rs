@@ -32,8 +32,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::{SampleContext, Sampler};
-use crate::search::space::Distribution;
-use crate::search::trial::{FrozenTrial, ParamRecord};
+use crate::record::Distribution;
+use crate::record::{FrozenTrial, ParamRecord};
 
 /// At most this many combinations are examined when looking for a free one.
 const MAX_SCAN: u64 = 1 << 20;
@@ -315,7 +315,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::search::space::ParamValue;
+    use crate::record::ParamValue;
     use crate::search::{Direction, OptimizeOptions, Study, StudyOptions};
     use crate::store::MemoryStorage;
 

@@ -22,8 +22,8 @@ pub use tpe::TpeSampler;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::space::Distribution;
-use super::trial::{Direction, FrozenTrial, ParamRecord};
+use crate::record::Distribution;
+use crate::record::{Direction, FrozenTrial, ParamRecord};
 
 /// What a sampler sees when proposing values for trial `number`.
 pub struct SampleContext<'a> {

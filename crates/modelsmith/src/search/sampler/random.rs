@@ -3,7 +3,7 @@
 use rand::Rng;
 
 use super::{trial_rng, SampleContext, Sampler};
-use crate::search::space::Distribution;
+use crate::record::Distribution;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RandomSampler;

@@ -62,8 +62,8 @@ use rand::Rng;
 
 use super::random::sample_uniform;
 use super::{erfcx_pos, trial_rng, SampleContext, Sampler};
-use crate::search::space::Distribution;
-use crate::search::trial::{FrozenTrial, ParamRecord, TrialState};
+use crate::record::Distribution;
+use crate::record::{FrozenTrial, ParamRecord, TrialState};
 
 /// The TPE sampler. Fields are public so a caller can tune it:
 /// `TpeSampler { n_startup: 20, ..Default::default() }`.
@@ -856,8 +856,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::record::ParamValue;
     use crate::search::sampler::RandomSampler;
-    use crate::search::space::ParamValue;
     use crate::search::{Direction, OptimizeOptions, Study, StudyOptions, Trial, TrialError};
     use crate::store::MemoryStorage;
 
