@@ -15,7 +15,8 @@ use crate::search::sampler::trial_rng;
 use crate::search::{FrozenTrial, Study, Trial, TrialError};
 use crate::task::{Metric, Scores};
 use crate::train::early_stopping::Monitor;
-use crate::train::{train_with, EpochMetrics, TrainObserver, TrainOptions, TrainReport};
+use crate::train::{train_with, TrainObserver, TrainOptions, TrainReport};
+use crate::tune::{record_report, trial_value, TrialReporter};
 
 /// Trial attrs written here (besides the strategy's `genome`, `parent`, `mutation`).
 pub const START_ATTR: &str = "start";
@@ -114,17 +115,13 @@ impl TrialRunner<'_> {
         }
         trial.set_attr("config", &train_config)?;
 
-        let mut reporter = EpochReporter {
-            trial,
-            number,
-            epochs: train_config.epochs,
-            deadline: self.deadline,
-            observer: self.observer,
-            metric: self.metric,
-            pruned: false,
-            cut: false,
-            error: None,
-        };
+        let epochs = train_config.epochs;
+        let observer = self.observer;
+        let tell =
+            move |epoch: u32, value: Option<f32>| observer.on_epoch(number, epoch, epochs, value);
+        let mut reporter = TrialReporter::new(trial, self.metric, epochs)
+            .until(self.deadline)
+            .telling(&tell);
         let folds = self.config.folds;
         let options = TrainOptions {
             out: Some(&dir),
@@ -135,13 +132,7 @@ impl TrialRunner<'_> {
             validation_fold: (folds > 1).then_some((0, folds)),
         };
         let result = train_with(&train_config, self.data, &options, &mut reporter);
-        let EpochReporter {
-            trial,
-            pruned,
-            mut cut,
-            error,
-            ..
-        } = reporter;
+        let (pruned, mut cut, error) = (reporter.pruned, reporter.cut, reporter.error.take());
         let result = match result {
             Ok(first) if folds > 1 && !pruned && !cut && error.is_none() => {
                 match self.cross_validate(trial, first, &train_config) {
@@ -233,10 +224,7 @@ impl TrialRunner<'_> {
             return Err(e);
         }
         let report = result.map_err(TrialError::failed)?;
-        trial.set_attr("report", trial_report(&report))?;
-        if let Some(sample) = &report.val_sample {
-            trial.set_attr(crate::tune::PREDICTIONS_ATTR, sample)?;
-        }
+        record_report(trial, &report)?;
         if pruned {
             return Err(TrialError::Pruned);
         }
@@ -264,16 +252,7 @@ impl TrialRunner<'_> {
             WEIGHTS_ATTR,
             Artifacts::folder_name(trial.number()).as_str(),
         )?;
-        report
-            .val_scores()
-            .and_then(|s| self.metric.of(&s))
-            .map(f64::from)
-            .ok_or_else(|| {
-                TrialError::failed(format!(
-                    "training produced no validation {}",
-                    self.metric.name()
-                ))
-            })
+        trial_value(&report, self.metric)
     }
 
     /// The training settings: a child that starts from its parent's weights continues with the
@@ -364,23 +343,6 @@ impl TrialRunner<'_> {
     }
 }
 
-/// What a trial keeps of its training report (no test figures: none were measured).
-fn trial_report(r: &TrainReport) -> serde_json::Value {
-    serde_json::json!({
-        "val_accuracy": r.val_accuracy,
-        "val_loss": r.val_loss,
-        "val_rmse": r.val_rmse,
-        "val_mae": r.val_mae,
-        "val_r2": r.val_r2,
-        "epochs_run": r.epochs_run,
-        "best_epoch": r.best_epoch,
-        "train_seconds": r.train_seconds,
-        "images_per_second": r.images_per_second,
-        "inherited_tensors": r.inherited_tensors,
-        "initial_val_accuracy": r.initial_val_accuracy,
-    })
-}
-
 /// A cross-validated trial's value of the study's metric on each fold.
 pub const FOLD_VALUES_ATTR: &str = "fold_values";
 /// A cross-validated trial's best epoch on each fold (early stopping's), what the final refit
@@ -393,54 +355,6 @@ struct Deadline(Instant);
 impl TrainObserver for Deadline {
     fn interrupt(&mut self) -> bool {
         Instant::now() >= self.0
-    }
-}
-
-/// Reports each epoch's validation metric to the study (for ASHA) and to the observer, and
-/// stops training when the pruner says so, storage fails, or the search's time is up.
-struct EpochReporter<'t, 's, 'o> {
-    trial: &'t mut Trial<'s>,
-    number: u64,
-    epochs: u32,
-    deadline: Instant,
-    observer: &'o dyn AutoObserver,
-    metric: Metric,
-    pruned: bool,
-    /// Stopped by the deadline: the trial completes with what it reached.
-    cut: bool,
-    error: Option<TrialError>,
-}
-
-impl TrainObserver for EpochReporter<'_, '_, '_> {
-    fn on_epoch_end(&mut self, m: &EpochMetrics) {
-        let value = m.val_scores().and_then(|s| self.metric.of(&s));
-        self.observer
-            .on_epoch(self.number, m.epoch, self.epochs, value);
-        let Some(value) = value else { return };
-        let outcome = self
-            .trial
-            .report(m.epoch, value as f64)
-            .and_then(|()| self.trial.should_prune());
-        match outcome {
-            Ok(prune) => self.pruned = prune,
-            Err(e) => self.error = Some(e),
-        }
-        if !self.pruned && Instant::now() >= self.deadline && m.epoch < self.epochs {
-            self.cut = true;
-        }
-    }
-
-    fn should_stop(&mut self) -> bool {
-        self.pruned || self.cut || self.error.is_some()
-    }
-
-    /// A network whose epochs take minutes must not overrun the search's share by one: past
-    /// the deadline the trial stops mid-epoch and completes with its completed epochs.
-    fn interrupt(&mut self) -> bool {
-        if Instant::now() >= self.deadline {
-            self.cut = true;
-        }
-        self.cut
     }
 }
 

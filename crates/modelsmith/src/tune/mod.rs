@@ -6,6 +6,7 @@
 //! trial's settings are trained once more on train+validation and tested once.
 
 mod config;
+mod trial_run;
 mod worker;
 
 use std::path::PathBuf;
@@ -25,14 +26,9 @@ use crate::search::{
 };
 use crate::store::{Storage, StudyRecord};
 use crate::task::{Metric, Scores, Task};
-
-/// A regression trial's validation predictions beside the truth
-/// ([`crate::task::PredictionSample`]), which the report's residual plots draw.
-pub const PREDICTIONS_ATTR: &str = "val_predictions";
-use crate::train::{
-    train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions, TrainReport,
-};
+use crate::train::{train_with, TrainConfig, TrainOptions, TrainReport};
 use crate::{Error, Result};
+pub use trial_run::{record_report, trial_value, TrialReporter, PREDICTIONS_ATTR, REPORT_ATTR};
 
 /// Choices of one run that are not part of the study (flags).
 #[derive(Clone, Debug, Default)]
@@ -277,20 +273,15 @@ pub(crate) fn objective(
     ) {
         trial.set_attr("model_spec", &spec)?;
     }
-    let mut reporter = PruningReporter {
-        trial,
-        metric,
-        pruned: false,
-        error: None,
-    };
     // With an artifact directory the model is saved next to it, and kept if it is the best.
     let staging = config.study.artifacts.as_ref().map(|dir| {
         dir.join(format!(
             ".partial-{}-{}",
-            reporter.trial.number(),
+            trial.number(),
             std::process::id()
         ))
     });
+    let mut reporter = TrialReporter::new(trial, metric, train_config.epochs);
     let options = TrainOptions {
         out: staging.as_deref(),
         resume: false,
@@ -300,24 +291,17 @@ pub(crate) fn objective(
         validation_fold: None,
     };
     let result = train_with(&train_config, data, &options, &mut reporter);
-    let PruningReporter { pruned, error, .. } = reporter;
+    let (pruned, error) = (reporter.pruned, reporter.error.take());
     let outcome = (|| {
         if let Some(e) = error {
             return Err(e);
         }
         let report = result.map_err(TrialError::failed)?;
-        trial.set_attr("report", trial_report(&report))?;
-        if let Some(sample) = &report.val_sample {
-            trial.set_attr(PREDICTIONS_ATTR, sample)?;
-        }
+        record_report(trial, &report)?;
         if pruned {
             return Err(TrialError::Pruned);
         }
-        report
-            .val_scores()
-            .and_then(|s| metric.of(&s))
-            .map(f64::from)
-            .ok_or_else(|| TrialError::failed("training produced no validation metric"))
+        trial_value(&report, metric)
     })();
     if let Some(staging) = staging {
         keep_if_best(trial, &outcome, &staging)?;
@@ -354,53 +338,6 @@ fn keep_if_best(
         let _ = std::fs::remove_dir_all(staging);
     }
     Ok(())
-}
-
-/// What a trial keeps of its training report (no test figures: none were measured).
-fn trial_report(r: &TrainReport) -> serde_json::Value {
-    serde_json::json!({
-        "val_accuracy": r.val_accuracy,
-        "val_loss": r.val_loss,
-        "val_rmse": r.val_rmse,
-        "val_mae": r.val_mae,
-        "val_r2": r.val_r2,
-        "epochs_run": r.epochs_run,
-        "best_epoch": r.best_epoch,
-        "stopped_early": r.stopped_early,
-        "train_seconds": r.train_seconds,
-        "images_per_second": r.images_per_second,
-        "params": r.params,
-        "flops_per_example": r.flops_per_example,
-    })
-}
-
-/// Reports each epoch's validation metric to the study and stops training when the pruner
-/// says so (or storage fails).
-struct PruningReporter<'t, 's> {
-    trial: &'t mut Trial<'s>,
-    metric: Metric,
-    pruned: bool,
-    error: Option<TrialError>,
-}
-
-impl TrainObserver for PruningReporter<'_, '_> {
-    fn on_epoch_end(&mut self, m: &EpochMetrics) {
-        let Some(value) = m.val_scores().and_then(|s| self.metric.of(&s)) else {
-            return;
-        };
-        let outcome = self
-            .trial
-            .report(m.epoch, value as f64)
-            .and_then(|()| self.trial.should_prune());
-        match outcome {
-            Ok(prune) => self.pruned = prune,
-            Err(e) => self.error = Some(e),
-        }
-    }
-
-    fn should_stop(&mut self) -> bool {
-        self.pruned || self.error.is_some()
-    }
 }
 
 pub(crate) fn search_error(e: SearchError) -> Error {
