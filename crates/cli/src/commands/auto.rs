@@ -276,7 +276,7 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
         f.trial,
         f.epochs,
         f.start,
-        test_figures(&f.test),
+        super::test_figures(&f.test),
         f.test.loss,
         f.params,
         f.latency_ms
@@ -413,18 +413,5 @@ fn shown(metric: &str, value: f64) -> String {
         format!("{:.2}%", value * 100.0)
     } else {
         significant(value as f32)
-    }
-}
-
-/// The test figures of the task: `accuracy 97.50%`, or `rmse 531.2  mae 270.1  r2 0.9821`.
-pub(crate) fn test_figures(s: &Scores) -> String {
-    match (s.accuracy, s.rmse, s.mae, s.r2) {
-        (Some(a), ..) => format!("accuracy {:.2}%", a * 100.0),
-        (_, Some(rmse), Some(mae), Some(r2)) => format!(
-            "rmse {}  mae {}  r2 {r2:.4}",
-            significant(rmse),
-            significant(mae)
-        ),
-        _ => "not measured".to_string(),
     }
 }

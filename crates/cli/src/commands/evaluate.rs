@@ -93,7 +93,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let mut line = format!(
         "{spec}: {} examples scored, {}, loss {:.4}",
         data.len(),
-        super::auto::test_figures(&scores).replacen("  ", ", ", 2),
+        super::test_figures(&scores).replacen("  ", ", ", 2),
         scores.loss
     );
     if unseen > 0 {

@@ -100,3 +100,16 @@ pub fn load_training_data(
         &config.load_options(),
     )?)
 }
+
+/// The test figures of the task: `accuracy 97.50%`, or `rmse 531.2  mae 270.1  r2 0.9821`.
+pub(crate) fn test_figures(s: &modelsmith::task::Scores) -> String {
+    match (s.accuracy, s.rmse, s.mae, s.r2) {
+        (Some(a), ..) => format!("accuracy {:.2}%", a * 100.0),
+        (_, Some(rmse), Some(mae), Some(r2)) => format!(
+            "rmse {}  mae {}  r2 {r2:.4}",
+            modelsmith::task::significant(rmse),
+            modelsmith::task::significant(mae)
+        ),
+        _ => "not measured".to_string(),
+    }
+}

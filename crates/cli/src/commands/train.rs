@@ -189,7 +189,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     eprintln!(
         "test {}  test loss {:.4}  epochs {}{}  {:.1}s  {:.0} examples/s  params {}",
-        super::auto::test_figures(&report.test_scores()),
+        super::test_figures(&report.test_scores()),
         report.test_loss,
         report.epochs_run,
         if report.stopped_early {

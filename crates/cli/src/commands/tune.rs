@@ -204,7 +204,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             eprintln!(
                 "final model (train+validation, {} epochs): test {}  test loss {:.4}  saved {}",
                 f.epochs,
-                super::auto::test_figures(&f.test),
+                super::test_figures(&f.test),
                 f.test.loss,
                 f.out.display()
             );
