@@ -27,6 +27,7 @@ use crate::search::FrozenTrial;
 use crate::task::{Metric, Scores};
 use crate::train::schedule::LrSchedule;
 use crate::train::{evaluate, train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions};
+use crate::tune::REPORT_ATTR;
 use crate::{Error, Result};
 
 /// Share of the time left that epochs may fill (the rest: testing, latency, ONNX export).
@@ -97,7 +98,7 @@ impl Finalizer<'_> {
         // epoch and, on the CPU, ran on one share of the cores beside other trials) and a few
         // batch-32 steps timed here on the CPU now (far too long when the final training runs
         // on a GPU).
-        let report = best.attrs.get("report");
+        let report = best.attrs.get(REPORT_ATTR);
         let field = |k: &str| report.and_then(|r| r.get(k)).and_then(|v| v.as_f64());
         let from_trial = match (field("train_seconds"), field("epochs_run")) {
             (Some(s), Some(e)) if e >= 1.0 => s / e / (1.0 - self.config.validation_split as f64),
@@ -270,7 +271,7 @@ fn refit_epochs(best: &FrozenTrial) -> Option<u32> {
         .and_then(|v| serde_json::from_value(v.clone()).ok());
     let epochs = match folds {
         Some(f) if !f.is_empty() => f.iter().sum::<u32>().div_ceil(f.len() as u32),
-        _ => best.attrs.get("report")?.get("best_epoch")?.as_u64()? as u32,
+        _ => best.attrs.get(REPORT_ATTR)?.get("best_epoch")?.as_u64()? as u32,
     };
     Some(epochs.max(1))
 }

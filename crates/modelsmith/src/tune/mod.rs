@@ -131,7 +131,7 @@ pub fn run_tune(
             .map_err(|e| Error::Config(format!("trial {}: config: {e}", best.number)))?;
         let epochs = best
             .attrs
-            .get("report")
+            .get(REPORT_ATTR)
             .and_then(|r| r.get("epochs_run"))
             .and_then(|e| e.as_u64())
             .unwrap_or(trained.epochs as u64) as u32;
