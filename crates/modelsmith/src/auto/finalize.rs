@@ -211,18 +211,11 @@ impl Finalizer<'_> {
             .loss
             .unwrap_or(task.default_loss());
         let test = evaluate(&mut net, &self.data.test, task, loss);
-        if let Some(m) = meta.metrics.as_object_mut() {
-            let figures = [
-                ("test_loss", Some(test.loss)),
-                ("test_accuracy", test.accuracy),
-                ("test_rmse", test.rmse),
-                ("test_mae", test.mae),
-                ("test_r2", test.r2),
-            ];
+        // The task's test figures, named as a training report names them (`test_rmse`, …).
+        let figures = serde_json::to_value(test).expect("scores serialize");
+        if let (Some(m), Some(figures)) = (meta.metrics.as_object_mut(), figures.as_object()) {
             for (key, value) in figures {
-                if let Some(v) = value {
-                    m.insert(key.into(), v.into());
-                }
+                m.insert(format!("test_{key}"), value.clone());
             }
         }
         save_model(out, &meta, &net)?;

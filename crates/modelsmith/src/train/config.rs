@@ -212,10 +212,10 @@ impl TrainConfig {
         loss.check_fits(task)
             .map_err(|m| Error::Config(format!("loss: {m}")))?;
         let monitor = self.early_stopping.monitor;
-        let measured = match monitor {
-            Monitor::ValLoss | Monitor::Loss => true,
-            Monitor::ValAccuracy | Monitor::Accuracy => !task.is_regression(),
-            Monitor::ValRmse | Monitor::ValMae | Monitor::ValR2 => task.is_regression(),
+        // A validation monitor is a search metric: the task says which it measures.
+        let measured = match monitor.metric() {
+            Some(metric) => metric.check_fits(task).is_ok(),
+            None => monitor == Monitor::Loss || !task.is_regression(),
         };
         if !measured {
             return Err(Error::Config(format!(

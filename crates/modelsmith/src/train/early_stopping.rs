@@ -44,6 +44,18 @@ impl From<Metric> for Monitor {
 }
 
 impl Monitor {
+    /// The search metric a validation monitor watches (`None` for the training figures).
+    pub fn metric(self) -> Option<Metric> {
+        match self {
+            Monitor::ValLoss => Some(Metric::ValLoss),
+            Monitor::ValAccuracy => Some(Metric::ValAccuracy),
+            Monitor::ValRmse => Some(Metric::ValRmse),
+            Monitor::ValMae => Some(Metric::ValMae),
+            Monitor::ValR2 => Some(Metric::ValR2),
+            Monitor::Loss | Monitor::Accuracy => None,
+        }
+    }
+
     /// The name as written in configs and metrics: `val_loss`, `val_accuracy`, `loss`, `accuracy`.
     pub fn name(self) -> &'static str {
         match self {
@@ -67,7 +79,7 @@ impl Monitor {
 
     /// True for the metrics computed on the validation split.
     pub fn needs_validation(self) -> bool {
-        !matches!(self, Monitor::Loss | Monitor::Accuracy)
+        self.metric().is_some()
     }
 
     /// Whether `value` improves on `best` by more than `min_delta` (>= 0) in this monitor's
