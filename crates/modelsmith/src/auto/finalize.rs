@@ -7,8 +7,9 @@
 //! trial's folder is gone) it trains from scratch the same way.
 //!
 //! A cross-validated search (small tables) refits instead: from scratch on every training row,
-//! for as many epochs as the best trial's first fold found best (its weights saw four fifths
-//! of the rows, and more epochs than its early stopping chose overfit a small table).
+//! for as many epochs as the best trial's folds found best (its weights saw four fifths of the
+//! rows, and more epochs than its early stopping chose overfit a small table). Both go through
+//! tune's [`final_fit`], the one final training of a search.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::artifacts::Artifacts;
-use super::objective::FOLD_BEST_EPOCHS_ATTR;
 use super::{measure, AutoConfig, AutoObserver};
 use crate::arch::evolve::GENOME_ATTR;
 use crate::arch::Genome;
@@ -25,9 +25,8 @@ use crate::deploy::{export, ExportFormat};
 use crate::model::{load_model, read_weights_file, save_model, OutputLayer};
 use crate::search::FrozenTrial;
 use crate::task::{Metric, Scores};
-use crate::train::schedule::LrSchedule;
-use crate::train::{evaluate, train_with, EpochMetrics, TrainConfig, TrainObserver, TrainOptions};
-use crate::tune::REPORT_ATTR;
+use crate::train::{evaluate, EpochMetrics, TrainConfig, TrainObserver};
+use crate::tune::{best_epochs, final_fit, FinalLength, REPORT_ATTR};
 use crate::{Error, Result};
 
 /// Share of the time left that epochs may fill (the rest: testing, latency, ONNX export).
@@ -108,8 +107,8 @@ impl Finalizer<'_> {
         let timed = measure::epoch_seconds(&genome, &self.data.train, self.output, examples)?;
         let per_epoch = from_trial.min(timed);
         let fit = (time_left.as_secs_f64() * EPOCH_SHARE / per_epoch).floor();
-        let most = match refit_epochs(best) {
-            Some(best_epochs) if refit => best_epochs,
+        let most = match best_epochs(best, &trained) {
+            Some(epochs) if refit => epochs,
             _ => self.config.max_final_epochs.max(1),
         };
         let epochs = (fit as u32).min(most);
@@ -133,38 +132,30 @@ impl Finalizer<'_> {
         .map_err(|e| Error::io(&spec_path, e))?;
         let mut config = trained;
         config.model = spec_path.display().to_string();
-        config.validation_split = 0.0;
-        if !refit {
-            // A refit keeps the trials' schedule (over their epochs) and stops where they did.
-            config.epochs = epochs;
-            config.decay = 0.0;
-            config.schedule = LrSchedule::Cosine {
-                warmup_epochs: 0,
-                min_lr: 0.0,
-            };
-        }
-        config.early_stopping.patience = 0;
-        config.early_stopping.restore_best = false;
+        // A refit keeps the trials' schedule and stops where their folds did best; a
+        // continuation of the trial's weights decays to zero over the time left.
+        let length = if refit {
+            FinalLength::AsTrained { epochs }
+        } else {
+            FinalLength::Cosine { epochs }
+        };
         self.observer.on_message(&format!(
             "final: trial {} ({}) on train+validation for {epochs} epoch(s) from {start}",
             best.number, genome
         ));
-        let options = TrainOptions {
-            out: Some(out),
-            resume: false,
-            checkpoints: false,
-            evaluate_test: true,
-            initial: weights.as_ref(),
-            validation_fold: None,
-        };
         let mut progress = FinalProgress {
             observer: self.observer,
             epochs,
             hard_stop: Instant::now() + time_left.mul_f64(HARD_STOP_SHARE),
-            stop_after: refit.then_some(epochs),
-            done: 0,
         };
-        let report = train_with(&config, self.data, &options, &mut progress)?;
+        let report = final_fit(
+            &config,
+            length,
+            weights.as_ref(),
+            self.data,
+            out,
+            &mut progress,
+        )?;
         let latency_ms = measure::latency_ms(out)?;
         let onnx = out.join("model.onnx");
         export(out, ExportFormat::Onnx, &onnx)?;
@@ -249,33 +240,10 @@ struct FinalProgress<'o> {
     /// The epoch count comes from the trial's epoch times; if this machine slows down (another
     /// job starts), training stops here rather than blow the budget.
     hard_stop: Instant,
-    /// A refit stops after this many epochs of the trials' longer schedule.
-    stop_after: Option<u32>,
-    /// Epochs finished so far.
-    done: u32,
-}
-
-/// The epochs a cross-validated trial's folds found best (their early stopping's best epochs,
-/// mean, rounded up; the first fold's alone in trials recorded before `fold_best_epochs`).
-fn refit_epochs(best: &FrozenTrial) -> Option<u32> {
-    let folds: Option<Vec<u32>> = best
-        .attrs
-        .get(FOLD_BEST_EPOCHS_ATTR)
-        .and_then(|v| serde_json::from_value(v.clone()).ok());
-    let epochs = match folds {
-        Some(f) if !f.is_empty() => f.iter().sum::<u32>().div_ceil(f.len() as u32),
-        _ => best.attrs.get(REPORT_ATTR)?.get("best_epoch")?.as_u64()? as u32,
-    };
-    Some(epochs.max(1))
 }
 
 impl TrainObserver for FinalProgress<'_> {
-    fn should_stop(&mut self) -> bool {
-        self.stop_after.is_some_and(|n| self.done >= n)
-    }
-
     fn on_epoch_end(&mut self, m: &EpochMetrics) {
-        self.done = m.epoch;
         let train = Scores {
             loss: m.loss,
             accuracy: m.accuracy,

@@ -16,7 +16,7 @@ use crate::search::{FrozenTrial, Study, Trial, TrialError};
 use crate::task::{Metric, Scores};
 use crate::train::early_stopping::Monitor;
 use crate::train::{train_with, TrainObserver, TrainOptions, TrainReport};
-use crate::tune::{record_report, trial_value, TrialReporter};
+use crate::tune::{record_report, trial_value, TrialReporter, FOLD_BEST_EPOCHS_ATTR};
 
 /// Trial attrs written here (besides the strategy's `genome`, `parent`, `mutation`).
 pub const START_ATTR: &str = "start";
@@ -345,10 +345,6 @@ impl TrialRunner<'_> {
 
 /// A cross-validated trial's value of the study's metric on each fold.
 pub const FOLD_VALUES_ATTR: &str = "fold_values";
-/// A cross-validated trial's best epoch on each fold (early stopping's), what the final refit
-/// trains for.
-pub const FOLD_BEST_EPOCHS_ATTR: &str = "fold_best_epochs";
-
 /// Stops a training at the search's deadline (the later folds of a cross-validated trial).
 struct Deadline(Instant);
 

@@ -6,6 +6,7 @@
 //! trial's settings are trained once more on train+validation and tested once.
 
 mod config;
+mod final_fit;
 mod trial_run;
 mod worker;
 
@@ -26,8 +27,9 @@ use crate::search::{
 };
 use crate::store::{Storage, StudyRecord};
 use crate::task::{Metric, Scores, Task};
-use crate::train::{train_with, TrainConfig, TrainOptions, TrainReport};
+use crate::train::{train_with, TrainConfig, TrainOptions};
 use crate::{Error, Result};
+pub use final_fit::{best_epochs, final_fit, FinalLength, FOLD_BEST_EPOCHS_ATTR};
 pub use trial_run::{record_report, trial_value, TrialReporter, PREDICTIONS_ATTR, REPORT_ATTR};
 
 /// Choices of one run that are not part of the study (flags).
@@ -129,21 +131,26 @@ pub fn run_tune(
         })?;
         let trained: TrainConfig = serde_json::from_value(config_json)
             .map_err(|e| Error::Config(format!("trial {}: config: {e}", best.number)))?;
-        let epochs = best
-            .attrs
-            .get(REPORT_ATTR)
-            .and_then(|r| r.get("epochs_run"))
-            .and_then(|e| e.as_u64())
-            .unwrap_or(trained.epochs as u64) as u32;
+        let length = FinalLength::AsTrained {
+            epochs: best_epochs(best, &trained).unwrap_or(trained.epochs),
+        };
         let out = run
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from("runs").join(&name).join("best"));
         observer.on_message(&format!(
-            "training the best settings (trial {}) on train+validation for {epochs} epochs",
-            best.number
+            "training the best settings (trial {}) on train+validation for {} epochs",
+            best.number,
+            length.epochs()
         ));
-        let final_report = retrain_best(&trained, epochs, data, &out)?;
+        let final_report = final_fit(
+            &trained,
+            length,
+            None,
+            data,
+            &out,
+            &mut crate::train::Silent,
+        )?;
         report.final_model = Some(FinalModel {
             test: final_report.test_scores(),
             epochs: final_report.epochs_run,
@@ -227,30 +234,6 @@ pub(crate) fn open_study(
 pub(crate) fn create_artifacts_dir(dir: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(dir, format!("cannot create the artifact directory: {e}")))
-}
-
-/// The selected settings, trained on all the training data (no validation split, so no early
-/// stopping: the trial's epoch count instead) and tested once.
-pub fn retrain_best(
-    trained: &TrainConfig,
-    epochs: u32,
-    data: &LoadedData,
-    out: &std::path::Path,
-) -> Result<TrainReport> {
-    let mut config = trained.clone();
-    config.validation_split = 0.0;
-    config.epochs = epochs.max(1);
-    config.early_stopping.patience = 0;
-    config.early_stopping.restore_best = false;
-    let options = TrainOptions {
-        out: Some(out),
-        resume: false,
-        checkpoints: false,
-        evaluate_test: true,
-        initial: None,
-        validation_fold: None,
-    };
-    train_with(&config, data, &options, &mut crate::train::Silent)
 }
 
 /// One trial: sample, configure, train on the training split, judge on validation.
