@@ -136,6 +136,7 @@ fn bad_input_exits_2_with_one_line() {
         "max_params",
     );
     assert_bad_input(&run(&["--max-latency-ms", "0"]), "--max-latency-ms");
+    assert_bad_input(&run(&["--ensemble", "0"]), "--ensemble");
     assert_bad_input(
         &run(&[
             "--data",

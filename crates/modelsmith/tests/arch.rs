@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use modelsmith::arch::evolve::{evaluated, GENOME_ATTR, MUTATION_ATTR, PARENT_ATTR};
 use modelsmith::arch::morph::{self, DeepenSite, Morph, MorphError, WidenSite};
+use modelsmith::arch::{ensemble, propose, EvolutionConfig};
 use modelsmith::arch::{
     mutate, mutate_random, ArchError, Block, BlockOp, ConvParams, Genome, Head, HeadPooling,
     Hidden, ImageGenome, MutateError, MutationKind, PoolKind, SpaceLimits, TableGenome, MUTATIONS,
 };
-use modelsmith::arch::{propose, EvolutionConfig};
 use modelsmith::data::{load, Dataset, LoadOptions, LoadedData};
 use modelsmith::model::{
     build_network, inherit, network_tensors, ActivationSpec, NamedTensors, OutputLayer,
@@ -920,5 +920,86 @@ fn evolution_config_is_checked() {
         err.to_string()
             .contains("tournament (5) must be between 1 and population (3)"),
         "{err}"
+    );
+}
+
+#[test]
+fn an_ensemble_network_outputs_the_mean_of_its_members() {
+    let data = digits();
+    let genome = mlp();
+    let Genome::Table(table) = &genome else {
+        unreachable!()
+    };
+    // Three differently trained members, with batch norm whose statistics moved.
+    let members: Vec<NamedTensors> = [60, 120, 180]
+        .iter()
+        .map(|&steps| network_tensors(&trained(&genome, &data, steps).0))
+        .collect();
+    // Their pre-softmax outputs: the same weights under a linear head.
+    let linear = OutputLayer {
+        outputs: HEAD.outputs,
+        activation: ActivationSpec::Linear,
+    };
+    let outputs = |genome: &Genome, weights: &NamedTensors| {
+        let spec = genome.to_spec(&DIGITS, linear);
+        let mut net = build_network(&spec, &DIGITS, linear.outputs, 3).unwrap();
+        let report = inherit(&mut net, weights);
+        assert!(report.fresh.is_empty(), "not provided: {:?}", report.fresh);
+        test_logits(&mut net, &data)
+    };
+    let each: Vec<Vec<f32>> = members.iter().map(|m| outputs(&genome, m)).collect();
+    let mean: Vec<f32> = (0..each[0].len())
+        .map(|i| each.iter().map(|o| o[i]).sum::<f32>() / 3.0)
+        .collect();
+    // Control: the members disagree, so the mean is not any one of them.
+    assert!(largest_difference(&each[0], &each[2]) > 0.1);
+
+    let wide = Genome::Table(ensemble::ensemble_genome(table, 3));
+    assert_eq!(wide.hidden()[0].units, 3 * 48);
+    let weights = ensemble::ensemble_weights(table, &members).unwrap();
+    let got = outputs(&wide, &weights);
+    let diff = largest_difference(&got, &mean);
+    assert!(
+        diff < 1e-4,
+        "the ensemble's outputs differ from the mean by {diff}"
+    );
+
+    // One member is that member.
+    let one = ensemble::ensemble_weights(table, &members[..1]).unwrap();
+    assert!(largest_difference(&outputs(&genome, &one), &each[0]) < 1e-6);
+
+    // Members of another genome are refused, naming the tensor.
+    let mut other = members[1].clone();
+    other.insert("h1_dense.weight".into(), (vec![48, 25], vec![0.0; 48 * 25]));
+    let err = ensemble::ensemble_weights(table, &[members[0].clone(), other])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("h1_dense.weight"), "{err}");
+    assert!(ensemble::ensemble_weights(table, &[]).is_err());
+
+    // No hidden layer (a linear model): the ensemble is the same genome, weights averaged.
+    let linear_genome = Genome::Table(TableGenome {
+        hidden: vec![],
+        ..table.clone()
+    });
+    let Genome::Table(linear_table) = &linear_genome else {
+        unreachable!()
+    };
+    let members: Vec<NamedTensors> = [20, 40]
+        .iter()
+        .map(|&steps| network_tensors(&trained(&linear_genome, &data, steps).0))
+        .collect();
+    let each: Vec<Vec<f32>> = members.iter().map(|m| outputs(&linear_genome, m)).collect();
+    let mean: Vec<f32> = (0..each[0].len())
+        .map(|i| (each[0][i] + each[1][i]) / 2.0)
+        .collect();
+    assert!(largest_difference(&each[0], &each[1]) > 0.1);
+    let wide = Genome::Table(ensemble::ensemble_genome(linear_table, 2));
+    assert_eq!(wide, linear_genome);
+    let weights = ensemble::ensemble_weights(linear_table, &members).unwrap();
+    let diff = largest_difference(&outputs(&wide, &weights), &mean);
+    assert!(
+        diff < 1e-4,
+        "the linear ensemble differs from the mean by {diff}"
     );
 }

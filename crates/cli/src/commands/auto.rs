@@ -65,6 +65,11 @@ pub struct AutoArgs {
     /// architectures are infeasible.
     #[arg(long)]
     max_latency_ms: Option<f64>,
+    /// Small tables (cross-validated): average this many refits of the best trial (other
+    /// seeds) in the final network, as many as the time left allows (default 5; 1: one
+    /// training). Not with --max-latency-ms.
+    #[arg(long)]
+    ensemble: Option<usize>,
     /// Folder for the final model (model.json, weights.safetensors, model.onnx).
     #[arg(long)]
     out: PathBuf,
@@ -104,6 +109,9 @@ pub fn run(args: AutoArgs) -> Result<()> {
             .into());
         }
     }
+    if args.ensemble == Some(0) {
+        return Err(BadInput("--ensemble must be at least 1".into()).into());
+    }
     if args.workers == Some(0) {
         return Err(BadInput("--workers must be at least 1".into()).into());
     }
@@ -131,6 +139,9 @@ pub fn run(args: AutoArgs) -> Result<()> {
         .unwrap_or_else(|| AutoConfig::default_workers(config.device));
     config.seed = args.seed;
     config.max_latency_ms = args.max_latency_ms;
+    if let Some(n) = args.ensemble {
+        config.ensemble = n;
+    }
     if let Some(p) = args.max_params {
         config.strategy.evolution.limits.max_params = p;
     }
@@ -271,8 +282,12 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
             front.join(" ")
         );
     }
+    let seeds = match f.members {
+        1 => String::new(),
+        n => format!(", {n} seeds averaged"),
+    };
     eprintln!(
-        "final model: trial {} trained {} more epoch(s) on train+validation from {}: test {}  test loss {:.4}  {} params  {:.3} ms/example",
+        "final model: trial {} trained {} more epoch(s) on train+validation from {}{seeds}: test {}  test loss {:.4}  {} params  {:.3} ms/example",
         f.trial,
         f.epochs,
         f.start,

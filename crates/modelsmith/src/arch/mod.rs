@@ -6,12 +6,14 @@
 //!   checked against the limits.
 //! - [`morph`]: weight transfer from a trained parent: function-preserving widen (Net2Net) and
 //!   deepen (identity layers), and inheritance by name for every other mutation.
+//! - [`ensemble`]: trainings of one MLP genome as one network averaging their outputs.
 //! - [`evolve`] and [`strategy`]: aging evolution, a morphism hill-climb and random search,
 //!   all stateless over the study's storage.
 //!
 //! [`ModelSpec`]: crate::model::ModelSpec
 
 mod describe;
+pub mod ensemble;
 pub mod evolve;
 pub mod morph;
 pub mod mutate;

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::artifacts::Artifacts;
 use super::{measure, AutoConfig, AutoObserver};
 use crate::arch::evolve::GENOME_ATTR;
-use crate::arch::Genome;
+use crate::arch::{Genome, TableGenome};
 use crate::data::LoadedData;
 use crate::deploy::{export, ExportFormat};
 use crate::model::{load_model, read_weights_file, save_model, OutputLayer};
@@ -49,6 +49,8 @@ pub struct FinalModel {
     pub test: Scores,
     pub epochs: u32,
     pub train_seconds: f64,
+    /// Trainings averaged in the final network (1: a single training).
+    pub members: usize,
     /// `trial N's weights` or `scratch`.
     pub start: String,
     pub out: PathBuf,
@@ -139,6 +141,19 @@ impl Finalizer<'_> {
         } else {
             FinalLength::Cosine { epochs }
         };
+        let hard_stop = Instant::now() + time_left.mul_f64(HARD_STOP_SHARE);
+        let members = match &genome {
+            Genome::Table(table) if refit && self.config.max_latency_ms.is_none() => {
+                let members = self.ensemble_members(table, self.config.ensemble)?;
+                if members > 1 {
+                    return self
+                        .fit_ensemble(best, table, &config, length, members, hard_stop, out);
+                }
+                members
+            }
+            _ => 1,
+        };
+        debug_assert_eq!(members, 1);
         self.observer.on_message(&format!(
             "final: trial {} ({}) on train+validation for {epochs} epoch(s) from {start}",
             best.number, genome
@@ -146,7 +161,7 @@ impl Finalizer<'_> {
         let mut progress = FinalProgress {
             observer: self.observer,
             epochs,
-            hard_stop: Instant::now() + time_left.mul_f64(HARD_STOP_SHARE),
+            hard_stop,
         };
         let report = final_fit(
             &config,
@@ -154,6 +169,7 @@ impl Finalizer<'_> {
             weights.as_ref(),
             self.data,
             out,
+            true,
             &mut progress,
         )?;
         let latency_ms = measure::latency_ms(out)?;
@@ -170,6 +186,7 @@ impl Finalizer<'_> {
             test: report.test_scores(),
             epochs: report.epochs_run,
             train_seconds: report.train_seconds,
+            members: 1,
             start,
             out: out.to_path_buf(),
             onnx,
@@ -178,6 +195,16 @@ impl Finalizer<'_> {
 }
 
 impl Finalizer<'_> {
+    /// The most members, up to `wanted`, whose learned parameters together stay within
+    /// `max_params`. The ensemble network's zeros (its off-diagonal blocks) are not counted,
+    /// nor its FLOPs against `max_flops`: both bound the search's architectures, and a table's
+    /// MLP answers in microseconds either way (`--max-latency-ms` turns the ensemble off).
+    fn ensemble_members(&self, table: &TableGenome, wanted: usize) -> Result<usize> {
+        let limits = &self.config.strategy.evolution.limits;
+        let member = Genome::Table(table.clone()).cost(self.input_shape, self.output)?;
+        Ok(wanted.min(limits.max_params / member.params.max(1)).max(1))
+    }
+
     /// Saves the trial's own model folder to `out` with its test figures, tests it once,
     /// measures it and exports it.
     fn keep_trial_model(
@@ -224,6 +251,7 @@ impl Finalizer<'_> {
             test,
             epochs: 0,
             train_seconds: 0.0,
+            members: 1,
             start: format!(
                 "trial {}'s model as trained (no time for more)",
                 best.number
@@ -234,12 +262,12 @@ impl Finalizer<'_> {
     }
 }
 
-struct FinalProgress<'o> {
-    observer: &'o dyn AutoObserver,
-    epochs: u32,
+pub(super) struct FinalProgress<'o> {
+    pub observer: &'o dyn AutoObserver,
+    pub epochs: u32,
     /// The epoch count comes from the trial's epoch times; if this machine slows down (another
     /// job starts), training stops here rather than blow the budget.
-    hard_stop: Instant,
+    pub hard_stop: Instant,
 }
 
 impl TrainObserver for FinalProgress<'_> {

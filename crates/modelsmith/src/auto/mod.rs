@@ -11,6 +11,7 @@
 //! or the best). [`pareto_front`] gives the accuracy/params/latency trade-off.
 
 mod artifacts;
+mod final_ensemble;
 mod finalize;
 pub mod hparams;
 pub mod measure;
@@ -87,6 +88,11 @@ pub struct AutoConfig {
     /// on the first fold's epochs, and trials start from scratch (a parent's weights have
     /// seen the other folds' rows).
     pub folds: usize,
+    /// With `folds` > 1 (small tables): the final model is this many refits of the best
+    /// trial's settings from other seeds, averaged in one network ([`crate::arch::ensemble`]),
+    /// as many as the time left allows; 1 trains one. Not with `max_latency_ms` (an ensemble
+    /// is slower to answer).
+    pub ensemble: usize,
     /// Trials trained at once by this process.
     pub workers: usize,
     pub seed: u64,
@@ -98,6 +104,9 @@ pub struct AutoConfig {
 
 /// Fewest optimizer steps a table's trial may train (at batch 32), however small the table.
 pub const MIN_TRIAL_STEPS: usize = 600;
+
+/// Refits averaged into a cross-validated table's final model ([`AutoConfig::ensemble`]).
+pub const DEFAULT_ENSEMBLE: usize = 5;
 
 /// Tables up to this many training rows rank trials by 5-fold cross-validation.
 pub const CROSS_VALIDATE_ROWS: usize = 2000;
@@ -182,6 +191,7 @@ impl AutoConfig {
             epochs_per_trial,
             validation_split,
             folds,
+            ensemble: if folds > 1 { DEFAULT_ENSEMBLE } else { 1 },
             workers: 1,
             seed: 0,
             max_latency_ms: None,

@@ -41,14 +41,15 @@ impl FinalLength {
 }
 
 /// Trains `trained` (a trial's settings) on all of `data`'s training rows for `length`, from
-/// `initial` weights when given, tests once and saves to `out`. `observer` sees the epochs
-/// (and may stop or interrupt training as any observer can).
+/// `initial` weights when given, and saves to `out`; with `test`, tests once. `observer` sees
+/// the epochs (and may stop or interrupt training as any observer can).
 pub fn final_fit(
     trained: &TrainConfig,
     length: FinalLength,
     initial: Option<&NamedTensors>,
     data: &LoadedData,
     out: &Path,
+    test: bool,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
     let mut config = trained.clone();
@@ -74,7 +75,7 @@ pub fn final_fit(
         out: Some(out),
         resume: false,
         checkpoints: false,
-        evaluate_test: true,
+        evaluate_test: test,
         initial,
         validation_fold: None,
     };

@@ -149,6 +149,7 @@ pub fn run_tune(
             None,
             data,
             &out,
+            true,
             &mut crate::train::Silent,
         )?;
         report.final_model = Some(FinalModel {
