@@ -11,12 +11,14 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use modelsmith::predict::Predictor;
 use tokio::sync::oneshot;
 
 use crate::metrics::BatchMetrics;
+use crate::stats::InferenceStats;
 
 /// How the worker forms batches.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,6 +60,7 @@ pub enum InferError {
 struct Job {
     inputs: Vec<f32>,
     examples: usize,
+    queued_at: Instant,
     reply: oneshot::Sender<Result<Vec<f32>, InferError>>,
 }
 
@@ -67,6 +70,8 @@ pub struct Batcher {
     jobs: SyncSender<Job>,
     input_len: usize,
     max_queue: usize,
+    config: BatchConfig,
+    stats: Arc<InferenceStats>,
 }
 
 impl Batcher {
@@ -80,6 +85,8 @@ impl Batcher {
         let input_len = predictor.input_len();
         let max_queue = config.max_queue.max(1);
         let (jobs, queue) = mpsc::sync_channel(max_queue);
+        let stats = Arc::new(InferenceStats::default());
+        let worker_stats = stats.clone();
         std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || {
@@ -89,6 +96,7 @@ impl Batcher {
                     metrics,
                     queue,
                     carried: None,
+                    stats: worker_stats,
                 }
                 .run()
             })?;
@@ -96,7 +104,19 @@ impl Batcher {
             jobs,
             input_len,
             max_queue,
+            config,
+            stats,
         })
+    }
+
+    /// How the worker forms batches.
+    pub fn config(&self) -> BatchConfig {
+        self.config
+    }
+
+    /// The model's inference statistics (requests, queue and compute time).
+    pub fn stats(&self) -> &InferenceStats {
+        &self.stats
     }
 
     /// Class probabilities of `examples` inputs laid end to end in `inputs`
@@ -113,6 +133,7 @@ impl Batcher {
         let job = Job {
             inputs,
             examples,
+            queued_at: Instant::now(),
             reply,
         };
         self.jobs.try_send(job).map_err(|e| match e {
@@ -137,6 +158,7 @@ struct Worker {
     queue: Receiver<Job>,
     /// A job taken that would have overfilled the previous batch: it opens the next one.
     carried: Option<Job>,
+    stats: Arc<InferenceStats>,
 }
 
 impl Worker {
@@ -194,6 +216,9 @@ impl Worker {
             .flat_map(|job| job.inputs.chunks_exact(len))
             .collect();
         let start = Instant::now();
+        for job in &batch {
+            self.stats.queued(start - job.queued_at);
+        }
         // A request larger than max_batch runs in max_batch-sized passes, so one request of
         // thousands of examples needs (and leaves behind) no more memory than a full batch.
         // A panic inside the engine must cost this batch, not the worker and every later request.
@@ -208,6 +233,7 @@ impl Worker {
         self.metrics
             .inference_seconds
             .observe(start.elapsed().as_secs_f64());
+        self.stats.execution(start.elapsed());
         self.metrics.batch_size.observe(inputs.len() as f64);
         match result {
             Ok(Ok(probabilities)) => {

@@ -9,12 +9,17 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use std::time::Instant;
+
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use modelsmith::data::Preprocessing;
+
+use crate::binary_tensor::{self, BinaryCursor};
 use crate::error::ApiError;
 use crate::models::ServedModel;
 use crate::state::AppState;
@@ -53,7 +58,7 @@ pub async fn server_metadata() -> Json<Value> {
     Json(json!({
         "name": "modelsmith",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
+        "extensions": ["binary_tensor_data", "model_configuration", "statistics"],
     }))
 }
 
@@ -121,6 +126,59 @@ pub async fn model_metadata(
     })))
 }
 
+/// `GET /v2/models/{name}/config`: the model's configuration as Triton's model configuration
+/// extension shows it (`tritonclient`'s `get_model_config`): tensors with Triton's type names
+/// and their per-example dims, and the batching settings.
+pub async fn model_config(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<Value>, ApiError> {
+    let model = path.model(&state)?;
+    let meta = &model.meta;
+    let batch = model.batcher.config();
+    Ok(Json(json!({
+        "name": model.name,
+        "platform": "modelsmith",
+        "backend": "modelsmith",
+        "max_batch_size": batch.max_batch,
+        "input": [{
+            "name": INPUT_NAME,
+            "data_type": "TYPE_FP32",
+            "dims": meta.input_shape,
+        }],
+        "output": [{
+            "name": meta.data.task.output_name(),
+            "data_type": "TYPE_FP32",
+            "dims": [meta.outputs],
+        }],
+        "dynamic_batching": {
+            "max_queue_delay_microseconds": batch.max_delay.as_micros() as u64,
+        },
+    })))
+}
+
+/// `GET /v2/models/{name}/stats` (one model) and `GET /v2/models/stats` (all): Triton's
+/// statistics extension (`tritonclient`'s `get_inference_statistics`).
+pub async fn model_stats(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<Value>, ApiError> {
+    let model = path.model(&state)?;
+    Ok(Json(json!({
+        "model_stats": [model.batcher.stats().to_json(&model.name, MODEL_VERSION)],
+    })))
+}
+
+pub async fn all_stats(State(state): State<AppState>) -> Json<Value> {
+    let stats: Vec<Value> = state
+        .models
+        .names()
+        .filter_map(|name| state.models.get(name))
+        .map(|m| m.batcher.stats().to_json(&m.name, MODEL_VERSION))
+        .collect();
+    Json(json!({ "model_stats": stats }))
+}
+
 #[derive(Deserialize)]
 struct InferRequest {
     #[serde(default)]
@@ -128,6 +186,16 @@ struct InferRequest {
     inputs: Vec<InferInput>,
     #[serde(default)]
     outputs: Option<Vec<RequestedOutput>>,
+    #[serde(default)]
+    parameters: RequestParameters,
+}
+
+/// The request's own parameters this server reads (others are ignored, as the protocol allows).
+#[derive(Deserialize, Default)]
+struct RequestParameters {
+    /// Every output as binary data (the binary tensor extension).
+    #[serde(default)]
+    binary_data_output: bool,
 }
 
 #[derive(Deserialize)]
@@ -135,12 +203,28 @@ struct InferInput {
     name: String,
     shape: Vec<i64>,
     datatype: String,
-    data: FlatNumbers,
+    /// JSON values; absent when the values are binary (`parameters.binary_data_size`).
+    #[serde(default)]
+    data: Option<FlatNumbers>,
+    #[serde(default)]
+    parameters: TensorParameters,
+}
+
+#[derive(Deserialize, Default)]
+struct TensorParameters {
+    /// This input's bytes in the body's binary section.
+    #[serde(default)]
+    binary_data_size: Option<u64>,
+    /// On a requested output: return it as binary data.
+    #[serde(default)]
+    binary_data: Option<bool>,
 }
 
 #[derive(Deserialize)]
 struct RequestedOutput {
     name: String,
+    #[serde(default)]
+    parameters: TensorParameters,
 }
 
 #[derive(Serialize)]
@@ -157,21 +241,43 @@ struct OutputTensor {
     name: &'static str,
     datatype: &'static str,
     shape: [usize; 2],
-    data: Vec<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
 }
 
-/// `POST /v2/models/{name}/infer`.
+/// `POST /v2/models/{name}/infer`: JSON tensors, or binary ones after a JSON header
+/// ([`binary_tensor`]); FP32 preprocessed values, or UINT8 raw pixels of an image model.
 pub async fn infer(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let model = path.model(&state)?;
+    let answer = infer_model(&state, model, &headers, body).await;
+    let examples = answer.as_ref().map(|(_, n)| *n).map_err(|_| ());
+    model.batcher.stats().request(examples, started.elapsed());
+    answer.map(|(response, _)| response)
+}
+
+async fn infer_model(
+    state: &AppState,
+    model: &ServedModel,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Response, usize), ApiError> {
     let body = body.map_err(|e| state.body_error(e))?;
-    let request: InferRequest = serde_json::from_slice(&body)
+    let body = binary_tensor::split(headers, body)?;
+    let request: InferRequest = serde_json::from_slice(&body.json)
         .map_err(|e| ApiError::bad_request(format!("invalid inference request JSON: {e}")))?;
-    let (inputs, batch) = check_input(model, request.inputs)?;
+    let mut cursor = BinaryCursor::new(body.binary);
+    let (inputs, batch) = check_input(model, request.inputs, &mut cursor)?;
+    cursor.finish()?;
     let output_name = model.meta.data.task.output_name();
+    let mut binary_output = request.parameters.binary_data_output;
     if let Some(outputs) = &request.outputs {
         if let Some(bad) = outputs.iter().find(|o| o.name != output_name) {
             return Err(ApiError::bad_request(format!(
@@ -179,27 +285,59 @@ pub async fn infer(
                 bad.name
             )));
         }
+        if let Some(asked) = outputs.iter().find_map(|o| o.parameters.binary_data) {
+            binary_output = asked;
+        }
     }
     let outputs = model.batcher.infer(inputs, batch).await?;
+    let (data, parameters, binary) = if binary_output {
+        let bytes: Vec<u8> = outputs.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (
+            None,
+            Some(json!({ "binary_data_size": bytes.len() })),
+            bytes,
+        )
+    } else {
+        (Some(outputs), None, Vec::new())
+    };
     let response = InferResponse {
         model_name: &model.name,
         model_version: MODEL_VERSION,
         id: request.id,
         outputs: [OutputTensor {
-            name: model.meta.data.task.output_name(),
+            name: output_name,
             datatype: DATATYPE,
             shape: [batch, model.meta.outputs],
-            data: outputs,
+            data,
+            parameters,
         }],
     };
-    Ok((StatusCode::OK, Json(response)).into_response())
+    if !binary_output {
+        return Ok(((StatusCode::OK, Json(response)).into_response(), batch));
+    }
+    let json = serde_json::to_vec(&response).expect("responses serialize");
+    let (header_length, body) = binary_tensor::response_body(json, &binary);
+    let response = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                HeaderName::from_static(binary_tensor::HEADER_LENGTH),
+                header_length.to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response();
+    Ok((response, batch))
 }
 
-/// The one input's values and batch size, after checking name, datatype, shape and length
-/// against the model.
+/// The one input's values (as the model takes them) and batch size, after checking name,
+/// datatype, shape and length against the model; binary values come from `binary`.
 fn check_input(
     model: &ServedModel,
     mut inputs: Vec<InferInput>,
+    binary: &mut BinaryCursor,
 ) -> Result<(Vec<f32>, usize), ApiError> {
     if inputs.len() != 1 {
         return Err(ApiError::bad_request(format!(
@@ -223,11 +361,24 @@ fn check_input(
             input.name
         )));
     }
-    if input.datatype != DATATYPE {
-        return Err(ApiError::bad_request(format!(
-            "input '{INPUT_NAME}' has datatype {}; this model takes {DATATYPE}",
-            input.datatype
-        )));
+    // UINT8: raw pixels of an image model, scaled here as its preprocessing says.
+    let pixel_scale = match &model.meta.data.preprocessing {
+        Preprocessing::Image { scale, .. } => Some(*scale),
+        _ => None,
+    };
+    match (input.datatype.as_str(), pixel_scale) {
+        (DATATYPE, _) | ("UINT8", Some(_)) => {}
+        ("UINT8", None) => {
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}' has datatype UINT8 (raw image pixels); this table model takes {DATATYPE}"
+            )))
+        }
+        (other, _) => {
+            let also = if pixel_scale.is_some() { " (or UINT8 pixels)" } else { "" };
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}' has datatype {other}; this model takes {DATATYPE}{also}"
+            )));
+        }
     }
     let dims_fit = input.shape.len() == model.meta.input_shape.len() + 1
         && input.shape[1..]
@@ -242,8 +393,46 @@ fn check_input(
         )));
     }
     let batch = input.shape[0] as usize;
-    let values = input.data.0;
     let needed = batch.checked_mul(model.input_len());
+    let values = match (input.data, input.parameters.binary_data_size) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}' has both data and binary_data_size; give one"
+            )))
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}' has no data (JSON `data`, or binary data with parameters.binary_data_size)"
+            )))
+        }
+        (Some(data), None) => data.0,
+        (None, Some(size)) => {
+            let width = binary_tensor::value_size(&input.datatype).expect("checked datatype");
+            let bytes_needed = needed.and_then(|n| n.checked_mul(width));
+            if bytes_needed.map(|n| n as u64) != Some(size) {
+                return Err(ApiError::bad_request(format!(
+                    "input '{INPUT_NAME}' has {size} bytes of binary data; shape {:?} of {} needs {}",
+                    input.shape,
+                    input.datatype,
+                    bytes_needed.map_or("more than can be addressed".to_string(), |n| n.to_string())
+                )));
+            }
+            let bytes = binary.take(INPUT_NAME, size)?;
+            match input.datatype.as_str() {
+                "UINT8" => bytes.iter().map(|&b| b as f32).collect(),
+                _ => {
+                    let values = binary_tensor::f32_values(&bytes);
+                    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                        return Err(ApiError::bad_request(format!(
+                            "input '{INPUT_NAME}' holds {} at index {i}; values must be finite",
+                            values[i]
+                        )));
+                    }
+                    values
+                }
+            }
+        }
+    };
     if needed != Some(values.len()) {
         return Err(ApiError::bad_request(format!(
             "input '{INPUT_NAME}' has {} values; shape {:?} needs {}",
@@ -252,5 +441,19 @@ fn check_input(
             needed.map_or("more than can be addressed".to_string(), |n| n.to_string())
         )));
     }
+    let values = match (input.datatype.as_str(), pixel_scale) {
+        ("UINT8", Some(scale)) => {
+            if let Some(bad) = values
+                .iter()
+                .find(|v| !(0.0..=255.0).contains(*v) || v.fract() != 0.0)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "input '{INPUT_NAME}' is UINT8 but holds {bad}; pixels are whole numbers 0 to 255"
+                )));
+            }
+            values.into_iter().map(|v| v * scale).collect()
+        }
+        _ => values,
+    };
     Ok((values, batch))
 }

@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod batcher;
+pub mod binary_tensor;
 pub mod error;
 pub mod kserve;
 pub mod listen;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod models;
 pub mod predict_api;
 pub mod state;
+pub mod stats;
 pub mod tensor_json;
 
 use std::future::Future;
@@ -133,6 +135,17 @@ impl Server {
             .route("/v2/models/{name}", get(kserve::model_metadata))
             .route("/v2/models/{name}/ready", get(kserve::model_ready))
             .route("/v2/models/{name}/infer", post(kserve::infer))
+            .route("/v2/models/{name}/config", get(kserve::model_config))
+            .route("/v2/models/{name}/stats", get(kserve::model_stats))
+            .route("/v2/models/stats", get(kserve::all_stats))
+            .route(
+                "/v2/models/{name}/versions/{version}/config",
+                get(kserve::model_config),
+            )
+            .route(
+                "/v2/models/{name}/versions/{version}/stats",
+                get(kserve::model_stats),
+            )
             .route(
                 "/v2/models/{name}/versions/{version}",
                 get(kserve::model_metadata),

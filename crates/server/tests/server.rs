@@ -1170,3 +1170,206 @@ async fn arbitrary_infer_and_predict_bodies_get_an_answer_never_a_5xx() {
     .unwrap();
     result.unwrap();
 }
+
+/// A binary-tensor request body (Triton's extension): the JSON header, then the raw bytes.
+fn binary_request(header: &Value, binary: &[u8]) -> (Vec<u8>, String) {
+    let mut body = serde_json::to_vec(header).unwrap();
+    let length = body.len().to_string();
+    body.extend_from_slice(binary);
+    (body, length)
+}
+
+async fn post_binary(addr: SocketAddr, path: &str, header: &Value, binary: &[u8]) -> Answer {
+    let (body, length) = binary_request(header, binary);
+    call(
+        addr,
+        Method::POST,
+        path,
+        &[
+            ("content-type", "application/octet-stream"),
+            ("inference-header-content-length", &length),
+        ],
+        body,
+    )
+    .await
+}
+
+/// The output tensor of a binary response: its JSON header and its f32 values.
+fn binary_output(answer: &Answer) -> (Value, Vec<f32>) {
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let length: usize = answer.headers["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let header: Value = serde_json::from_slice(&answer.body[..length]).unwrap();
+    let values = answer.body[length..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (header, values)
+}
+
+#[tokio::test]
+async fn binary_tensors_in_fp32_and_uint8_answer_like_the_predictor() {
+    let server = Running::digits(ServeOptions::default()).await;
+    let inputs: Vec<Vec<f32>> = (0..3).map(digit).collect();
+    let want = direct_probabilities(&fixture().model, &inputs);
+    let fp32: Vec<u8> = inputs
+        .concat()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let header = |datatype: &str, size: usize| {
+        json!({"inputs": [{"name": "input", "shape": [3, 28, 28, 1], "datatype": datatype,
+                           "parameters": {"binary_data_size": size}}],
+               "parameters": {"binary_data_output": true}})
+    };
+    let path = "/v2/models/digits/infer";
+
+    // FP32 in, binary out.
+    let answer = post_binary(server.addr, path, &header("FP32", fp32.len()), &fp32).await;
+    let (head, values) = binary_output(&answer);
+    assert_eq!(
+        head["outputs"][0]["parameters"]["binary_data_size"],
+        3 * 10 * 4
+    );
+    assert!(head["outputs"][0].get("data").is_none());
+    for (row, w) in values.chunks(10).zip(&want) {
+        assert_close(row, w);
+    }
+
+    // UINT8 raw pixels (a quarter of the bytes): the server scales them by 1/255. The
+    // digits are stored as pixel / 255, so the bytes are exact.
+    let pixels: Vec<u8> = inputs
+        .concat()
+        .iter()
+        .map(|&v| (v * 255.0).round() as u8)
+        .collect();
+    let answer = post_binary(server.addr, path, &header("UINT8", pixels.len()), &pixels).await;
+    let (_, values) = binary_output(&answer);
+    for (row, w) in values.chunks(10).zip(&want) {
+        assert_close(row, w);
+    }
+
+    // Binary in, JSON out when the output asks for it.
+    let mut json_out = header("FP32", fp32.len());
+    json_out["parameters"] = json!({});
+    json_out["outputs"] = json!([{"name": "probabilities", "parameters": {"binary_data": false}}]);
+    let answer = post_binary(server.addr, path, &json_out, &fp32).await;
+    let body = answer.json();
+    let data: Vec<f32> = serde_json::from_value(body["outputs"][0]["data"].clone()).unwrap();
+    assert_close(&data[..10], &want[0]);
+
+    // JSON in, binary out through the output's own parameter.
+    let mut request = infer_body(&inputs[..1]);
+    request["outputs"] = json!([{"name": "probabilities", "parameters": {"binary_data": true}}]);
+    let answer = post_json(server.addr, path, &request).await;
+    let (_, values) = binary_output(&answer);
+    assert_close(&values, &want[0]);
+
+    // Sizes that disagree with the shape, the body or the datatype: 400 naming the tensor.
+    let short = &fp32[..fp32.len() - 4];
+    post_binary(server.addr, path, &header("FP32", short.len()), short)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "input 'input' has 9404 bytes");
+    post_binary(server.addr, path, &header("FP32", fp32.len()), short)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "only 9404 remain");
+    let mut extra = fp32.clone();
+    extra.extend_from_slice(&[0; 4]);
+    post_binary(server.addr, path, &header("FP32", fp32.len()), &extra)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "4 bytes of binary data follow");
+    post_binary(
+        server.addr,
+        path,
+        &header("FP16", fp32.len() / 2),
+        &fp32[..fp32.len() / 2],
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "or UINT8 pixels");
+    let mut nan = fp32.clone();
+    nan[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
+    post_binary(server.addr, path, &header("FP32", nan.len()), &nan)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "finite");
+    let (body, _) = binary_request(&header("FP32", fp32.len()), &fp32);
+    call(
+        server.addr,
+        Method::POST,
+        path,
+        &[("inference-header-content-length", "99999999")],
+        body,
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "inference-header-content-length");
+    let mut json_pixels = infer_body(&inputs[..1]);
+    json_pixels["inputs"][0]["datatype"] = json!("UINT8");
+    post_json(server.addr, path, &json_pixels)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "whole numbers 0 to 255");
+    // The server still answers.
+    assert_eq!(
+        get(server.addr, "/v2/health/ready").await.status,
+        StatusCode::OK
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn model_config_and_statistics_follow_the_requests() {
+    let server = Running::digits(ServeOptions::default()).await;
+    let config = get(server.addr, "/v2/models/digits/config").await.json();
+    assert_eq!(config["max_batch_size"], 32);
+    assert_eq!(config["input"][0]["dims"], json!([28, 28, 1]));
+    assert_eq!(config["output"][0]["data_type"], "TYPE_FP32");
+    assert_eq!(
+        get(server.addr, "/v2/models/digits/versions/1/config")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    get(server.addr, "/v2/models/digits/versions/2/config")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "no version '2'");
+    let extensions = get(server.addr, "/v2").await.json()["extensions"].clone();
+    assert!(extensions
+        .as_array()
+        .unwrap()
+        .contains(&json!("statistics")));
+
+    let stats = |v: &Value| v["model_stats"][0].clone();
+    let before = stats(&get(server.addr, "/v2/models/digits/stats").await.json());
+    assert_eq!(before["inference_count"], 0);
+    let inputs: Vec<Vec<f32>> = (0..4).map(digit).collect();
+    let ok = post_json(server.addr, "/v2/models/digits/infer", &infer_body(&inputs)).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let mut bad = infer_body(&inputs[..1]);
+    bad["inputs"][0]["shape"] = json!([1, 27, 28, 1]);
+    let refused = post_json(server.addr, "/v2/models/digits/infer", &bad).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let after = stats(&get(server.addr, "/v2/models/digits/stats").await.json());
+    assert_eq!(after["name"], "digits");
+    assert_eq!(after["inference_count"], 4);
+    assert_eq!(after["execution_count"], 1);
+    assert_eq!(after["inference_stats"]["success"]["count"], 1);
+    assert_eq!(after["inference_stats"]["fail"]["count"], 1);
+    assert!(
+        after["inference_stats"]["compute_infer"]["ns"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let all = get(server.addr, "/v2/models/stats").await.json();
+    assert_eq!(all["model_stats"].as_array().unwrap().len(), 1);
+    get(server.addr, "/v2/models/nope/stats")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "nope");
+    server.shutdown().await;
+}
