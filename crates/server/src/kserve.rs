@@ -17,15 +17,14 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use modelsmith::data::Preprocessing;
-
 use crate::binary_tensor::{self, BinaryCursor};
 use crate::error::ApiError;
+use crate::infer_input::{model_input, InputValues, TensorIn};
 use crate::models::ServedModel;
 use crate::state::AppState;
 use crate::tensor_json::FlatNumbers;
 
-pub const INPUT_NAME: &str = "input";
+pub use crate::infer_input::INPUT_NAME;
 /// Every served model has one version, as its metadata says.
 pub const MODEL_VERSION: &str = "1";
 
@@ -53,12 +52,16 @@ impl ModelPath {
 }
 const DATATYPE: &str = "FP32";
 
+/// The protocol extensions this server implements (server metadata, HTTP and gRPC).
+pub const SERVER_EXTENSIONS: [&str; 3] =
+    ["binary_tensor_data", "model_configuration", "statistics"];
+
 /// `GET /v2`: server metadata.
 pub async fn server_metadata() -> Json<Value> {
     Json(json!({
         "name": "modelsmith",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "model_configuration", "statistics"],
+        "extensions": SERVER_EXTENSIONS,
     }))
 }
 
@@ -274,8 +277,23 @@ async fn infer_model(
     let request: InferRequest = serde_json::from_slice(&body.json)
         .map_err(|e| ApiError::bad_request(format!("invalid inference request JSON: {e}")))?;
     let mut cursor = BinaryCursor::new(body.binary);
-    let (inputs, batch) = check_input(model, request.inputs, &mut cursor)?;
+    let mut inputs = Vec::with_capacity(request.inputs.len());
+    for input in request.inputs {
+        let values = match (input.data, input.parameters.binary_data_size) {
+            (Some(_), Some(_)) => InputValues::Both,
+            (Some(data), None) => InputValues::Numbers(data.0),
+            (None, Some(size)) => InputValues::Raw(cursor.take(&input.name, size)?),
+            (None, None) => InputValues::Missing,
+        };
+        inputs.push(TensorIn {
+            name: input.name,
+            datatype: input.datatype,
+            shape: input.shape,
+            values,
+        });
+    }
     cursor.finish()?;
+    let (inputs, batch) = model_input(model, inputs)?;
     let output_name = model.meta.data.task.output_name();
     let mut binary_output = request.parameters.binary_data_output;
     if let Some(outputs) = &request.outputs {
@@ -330,130 +348,4 @@ async fn infer_model(
     )
         .into_response();
     Ok((response, batch))
-}
-
-/// The one input's values (as the model takes them) and batch size, after checking name,
-/// datatype, shape and length against the model; binary values come from `binary`.
-fn check_input(
-    model: &ServedModel,
-    mut inputs: Vec<InferInput>,
-    binary: &mut BinaryCursor,
-) -> Result<(Vec<f32>, usize), ApiError> {
-    if inputs.len() != 1 {
-        return Err(ApiError::bad_request(format!(
-            "{} inputs given; this model takes exactly one, named '{INPUT_NAME}'",
-            inputs.len()
-        )));
-    }
-    let input = inputs.pop().expect("one input");
-    let expected = || {
-        let dims: Vec<String> = model
-            .meta
-            .input_shape
-            .iter()
-            .map(usize::to_string)
-            .collect();
-        format!("[batch, {}]", dims.join(", "))
-    };
-    if input.name != INPUT_NAME {
-        return Err(ApiError::bad_request(format!(
-            "unknown input '{}'; this model's input is '{INPUT_NAME}'",
-            input.name
-        )));
-    }
-    // UINT8: raw pixels of an image model, scaled here as its preprocessing says.
-    let pixel_scale = match &model.meta.data.preprocessing {
-        Preprocessing::Image { scale, .. } => Some(*scale),
-        _ => None,
-    };
-    match (input.datatype.as_str(), pixel_scale) {
-        (DATATYPE, _) | ("UINT8", Some(_)) => {}
-        ("UINT8", None) => {
-            return Err(ApiError::bad_request(format!(
-                "input '{INPUT_NAME}' has datatype UINT8 (raw image pixels); this table model takes {DATATYPE}"
-            )))
-        }
-        (other, _) => {
-            let also = if pixel_scale.is_some() { " (or UINT8 pixels)" } else { "" };
-            return Err(ApiError::bad_request(format!(
-                "input '{INPUT_NAME}' has datatype {other}; this model takes {DATATYPE}{also}"
-            )));
-        }
-    }
-    let dims_fit = input.shape.len() == model.meta.input_shape.len() + 1
-        && input.shape[1..]
-            .iter()
-            .zip(&model.meta.input_shape)
-            .all(|(&given, &want)| given == want as i64);
-    if !dims_fit || input.shape[0] < 1 {
-        return Err(ApiError::bad_request(format!(
-            "input '{INPUT_NAME}' has shape {:?}; this model takes {} with batch >= 1",
-            input.shape,
-            expected()
-        )));
-    }
-    let batch = input.shape[0] as usize;
-    let needed = batch.checked_mul(model.input_len());
-    let values = match (input.data, input.parameters.binary_data_size) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(format!(
-                "input '{INPUT_NAME}' has both data and binary_data_size; give one"
-            )))
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(format!(
-                "input '{INPUT_NAME}' has no data (JSON `data`, or binary data with parameters.binary_data_size)"
-            )))
-        }
-        (Some(data), None) => data.0,
-        (None, Some(size)) => {
-            let width = binary_tensor::value_size(&input.datatype).expect("checked datatype");
-            let bytes_needed = needed.and_then(|n| n.checked_mul(width));
-            if bytes_needed.map(|n| n as u64) != Some(size) {
-                return Err(ApiError::bad_request(format!(
-                    "input '{INPUT_NAME}' has {size} bytes of binary data; shape {:?} of {} needs {}",
-                    input.shape,
-                    input.datatype,
-                    bytes_needed.map_or("more than can be addressed".to_string(), |n| n.to_string())
-                )));
-            }
-            let bytes = binary.take(INPUT_NAME, size)?;
-            match input.datatype.as_str() {
-                "UINT8" => bytes.iter().map(|&b| b as f32).collect(),
-                _ => {
-                    let values = binary_tensor::f32_values(&bytes);
-                    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                        return Err(ApiError::bad_request(format!(
-                            "input '{INPUT_NAME}' holds {} at index {i}; values must be finite",
-                            values[i]
-                        )));
-                    }
-                    values
-                }
-            }
-        }
-    };
-    if needed != Some(values.len()) {
-        return Err(ApiError::bad_request(format!(
-            "input '{INPUT_NAME}' has {} values; shape {:?} needs {}",
-            values.len(),
-            input.shape,
-            needed.map_or("more than can be addressed".to_string(), |n| n.to_string())
-        )));
-    }
-    let values = match (input.datatype.as_str(), pixel_scale) {
-        ("UINT8", Some(scale)) => {
-            if let Some(bad) = values
-                .iter()
-                .find(|v| !(0.0..=255.0).contains(*v) || v.fract() != 0.0)
-            {
-                return Err(ApiError::bad_request(format!(
-                    "input '{INPUT_NAME}' is UINT8 but holds {bad}; pixels are whole numbers 0 to 255"
-                )));
-            }
-            values.into_iter().map(|v| v * scale).collect()
-        }
-        _ => values,
-    };
-    Ok((values, batch))
 }

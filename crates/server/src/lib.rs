@@ -21,6 +21,8 @@ pub mod auth;
 pub mod batcher;
 pub mod binary_tensor;
 pub mod error;
+pub mod grpc;
+pub mod infer_input;
 pub mod kserve;
 pub mod listen;
 pub mod metrics;
@@ -180,24 +182,54 @@ impl Server {
             .with_state(state)
     }
 
-    /// Serves until `shutdown` completes; then readiness answers 503, serving goes on for the
-    /// drain time, the listener closes and this returns once in-flight requests are answered.
+    /// Serves HTTP on `listener`, and gRPC on `grpc` when given, until `shutdown` completes;
+    /// then readiness answers 503 (HTTP) and not ready (gRPC), serving goes on for the drain
+    /// time, the listeners close and this returns once in-flight requests are answered.
     pub async fn run(
         self,
         listener: TcpListener,
+        grpc: Option<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
         let (draining, drain) = (self.state.draining.clone(), self.drain);
-        let shutdown = async move {
+        // One signal, after the drain, ends both servers.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             shutdown.await;
             draining.store(true, Ordering::SeqCst);
             if !drain.is_zero() {
                 tracing::info!("draining for {drain:?}: readiness answers 503");
                 tokio::time::sleep(drain).await;
             }
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|&s| s).await;
         };
-        listen::serve(listener, router, self.limits, shutdown).await
+        let http = listen::serve(
+            listener,
+            router,
+            self.limits,
+            until_stopped(stopped.clone()),
+        );
+        let Some(grpc_listener) = grpc else {
+            return http.await;
+        };
+        let service = grpc::GrpcService::new(self.state.clone(), self.token.clone());
+        let request_timeout = self.limits.request_timeout;
+        let grpc = async move {
+            tonic::transport::Server::builder()
+                .timeout(request_timeout)
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                    until_stopped(stopped),
+                )
+                .await
+                .map_err(std::io::Error::other)
+        };
+        tokio::try_join!(http, grpc).map(|_| ())
     }
 }
 

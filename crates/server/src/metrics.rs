@@ -120,6 +120,23 @@ impl Metrics {
         }
     }
 
+    /// A gRPC call to `method`, answered with gRPC status `code` after `seconds` (counted
+    /// beside the HTTP endpoints as `grpc:METHOD`).
+    pub fn record_grpc(&self, method: &str, code: u16, seconds: f64) {
+        let endpoint = format!("grpc:{method}");
+        let labels = RequestLabels {
+            endpoint: endpoint.clone(),
+            code,
+        };
+        self.requests.get_or_create(&labels).inc();
+        if code != 0 {
+            self.errors.get_or_create(&labels).inc();
+        }
+        self.latency
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(seconds);
+    }
+
     fn record(&self, endpoint: &str, status: StatusCode, seconds: f64) {
         let labels = RequestLabels {
             endpoint: endpoint.to_string(),

@@ -80,6 +80,7 @@ fn assert_close(got: &[f32], want: &[f32]) {
 /// A running server on an ephemeral loopback port; dropping the handle shuts it down.
 struct Running {
     addr: SocketAddr,
+    grpc_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -89,12 +90,16 @@ impl Running {
         let server = Server::new(sources, &options).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // Every test server also serves gRPC, so shutdown and drain cover both listeners.
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr = grpc.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(server.run(listener, async {
+        let done = tokio::spawn(server.run(listener, Some(grpc), async {
             let _ = stopped.await;
         }));
         Running {
             addr,
+            grpc_addr,
             stop: Some(stop),
             done: Some(done),
         }
@@ -1371,5 +1376,336 @@ async fn model_config_and_statistics_follow_the_requests() {
     get(server.addr, "/v2/models/nope/stats")
         .await
         .assert_error(StatusCode::NOT_FOUND, "nope");
+    server.shutdown().await;
+}
+
+/// NVIDIA's `tritonclient` (from PyPI), with its defaults, against this server: the Python
+/// named by `MODELSMITH_TRITONCLIENT_PYTHON` runs `tests/clients/tritonclient_check.py`
+/// (`scripts/test` makes that venv). Without it the test says SKIPPED, or fails under CI=true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tritonclient_with_its_defaults_gets_the_predictors_answers() {
+    let Some(python) = std::env::var_os("MODELSMITH_TRITONCLIENT_PYTHON") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "MODELSMITH_TRITONCLIENT_PYTHON is not set (scripts/test installs tritonclient)"
+        );
+        eprintln!("SKIPPED: MODELSMITH_TRITONCLIENT_PYTHON is not set");
+        return;
+    };
+    // A 1 MiB message limit: the script's 400-digit gRPC request (1.25 MB) passes it.
+    let server = Running::digits(ServeOptions {
+        max_body_bytes: 1 << 20,
+        ..ServeOptions::default()
+    })
+    .await;
+    let inputs: Vec<Vec<f32>> = (0..5).map(digit).collect();
+    let want = direct_probabilities(&fixture().model, &inputs);
+    let dir = tempfile::tempdir().unwrap();
+    let inputs_path = dir.path().join("inputs.json");
+    let nested: Vec<Vec<Vec<Vec<f32>>>> = inputs
+        .iter()
+        .map(|x| {
+            x.chunks(28)
+                .map(|row| row.iter().map(|&v| vec![v]).collect())
+                .collect()
+        })
+        .collect();
+    std::fs::write(&inputs_path, serde_json::to_vec(&nested).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/tritonclient_check.py");
+    let (url, grpc_url) = (server.addr.to_string(), server.grpc_addr.to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .args([url.as_str(), "digits"])
+            .arg(&inputs_path)
+            .args([grpc_url.as_str(), "400"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "tritonclient_check.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in ["live", "ready", "model_ready", "model_ready_v1"] {
+        assert_eq!(got[key], true, "{key}");
+    }
+    assert_eq!(got["model_ready_v2"], false);
+    assert_eq!(got["server_metadata"]["name"], "modelsmith");
+    assert_eq!(
+        got["model_metadata"]["inputs"][0]["shape"],
+        json!([-1, 28, 28, 1])
+    );
+    assert_eq!(got["model_metadata_v1"]["name"], "digits");
+    assert_eq!(got["model_config"]["max_batch_size"], 32);
+    for key in ["binary", "json", "versioned", "uint8", "json_output"] {
+        let rows: Vec<Vec<f32>> = serde_json::from_value(got[key].clone()).unwrap();
+        assert_eq!(rows.len(), want.len(), "{key}");
+        for (row, w) in rows.iter().zip(&want) {
+            assert_close(row, w);
+        }
+    }
+    let errors = &got["errors"];
+    assert_eq!(errors["wrong_shape"]["status"], "400", "{errors}");
+    assert_eq!(errors["wrong_datatype"]["status"], "400", "{errors}");
+    assert!(errors["wrong_datatype"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("INT32"));
+    assert_eq!(errors["unknown_model"]["status"], "404", "{errors}");
+    assert_eq!(errors["unknown_version"]["status"], "404", "{errors}");
+    let stats = &got["statistics"]["model_stats"][0];
+    // Five inferences of five digits succeeded before the statistics were read; two failed
+    // (the unknown version never reached the model).
+    assert_eq!(stats["inference_count"], 25, "{stats}");
+    assert_eq!(stats["inference_stats"]["fail"]["count"], 2, "{stats}");
+
+    // gRPC, with tritonclient.grpc's defaults (raw input contents).
+    let g = &got["grpc"];
+    for key in [
+        "live",
+        "ready",
+        "model_ready",
+        "model_ready_v1",
+        "still_live",
+    ] {
+        assert_eq!(g[key], true, "grpc {key}");
+    }
+    assert_eq!(g["model_ready_v2"], false);
+    assert_eq!(g["server_metadata"]["name"], "modelsmith");
+    assert_eq!(
+        g["model_metadata"]["inputs"][0]["shape"],
+        json!(["-1", "28", "28", "1"])
+    );
+    for key in ["raw", "versioned", "uint8"] {
+        let rows: Vec<Vec<f32>> = serde_json::from_value(g[key].clone()).unwrap();
+        assert_eq!(rows.len(), want.len(), "grpc {key}");
+        for (row, w) in rows.iter().zip(&want) {
+            assert_close(row, w);
+        }
+    }
+    let errors = &g["errors"];
+    let expect = [
+        ("wrong_shape", "INVALID_ARGUMENT", "shape"),
+        ("wrong_datatype", "INVALID_ARGUMENT", "INT32"),
+        ("wrong_length", "INVALID_ARGUMENT", "bytes of binary data"),
+        ("too_large", "RESOURCE_EXHAUSTED", "--max-body-bytes"),
+        ("unknown_model", "NOT_FOUND", "no-such-model"),
+        ("unknown_version", "NOT_FOUND", "no version '2'"),
+    ];
+    for (case, code, needle) in expect {
+        let e = &errors[case];
+        assert_eq!(e["status"], format!("StatusCode.{code}"), "{case}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(needle),
+            "{case}: {e}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// A unary gRPC call to `method` of the KServe v2 service with the `authorization` token.
+async fn grpc_call<Req, Res>(
+    addr: SocketAddr,
+    method: &str,
+    request: Req,
+    token: Option<&str>,
+) -> Result<Res, tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Res: prost::Message + Default + Send + Sync + 'static,
+{
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let mut request = tonic::Request::new(request);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let path = format!("/inference.GRPCInferenceService/{method}")
+        .parse()
+        .unwrap();
+    client
+        .unary(request, path, tonic_prost::ProstCodec::default())
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn grpc_infers_like_the_predictor_and_maps_errors_to_codes() {
+    use modelsmith_server::grpc::proto::*;
+    use tonic::Code;
+    let server = Running::digits(ServeOptions {
+        token: Some("s3cret".into()),
+        max_body_bytes: 1 << 20,
+        ..ServeOptions::default()
+    })
+    .await;
+    let g = server.grpc_addr;
+    let token = Some("s3cret");
+    let inputs: Vec<Vec<f32>> = (0..3).map(digit).collect();
+    let want = direct_probabilities(&fixture().model, &inputs);
+    let request =
+        |values: &[u8], datatype: &str, shape: Vec<i64>, version: &str| ModelInferRequest {
+            model_name: "digits".into(),
+            model_version: version.into(),
+            inputs: vec![InferInputTensor {
+                name: "input".into(),
+                datatype: datatype.into(),
+                shape,
+                ..Default::default()
+            }],
+            raw_input_contents: vec![values.to_vec().into()],
+            ..Default::default()
+        };
+    let fp32: Vec<u8> = inputs
+        .concat()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let shape = vec![3, 28, 28, 1];
+
+    // Liveness and readiness need no token; the rest do.
+    let live: ServerLiveResponse = grpc_call(g, "ServerLive", ServerLiveRequest {}, None)
+        .await
+        .unwrap();
+    assert!(live.live);
+    let ready: ServerReadyResponse = grpc_call(g, "ServerReady", ServerReadyRequest {}, None)
+        .await
+        .unwrap();
+    assert!(ready.ready);
+    let refused = grpc_call::<_, ModelInferResponse>(
+        g,
+        "ModelInfer",
+        request(&fp32, "FP32", shape.clone(), ""),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let wrong = grpc_call::<_, ModelInferResponse>(
+        g,
+        "ModelInfer",
+        request(&fp32, "FP32", shape.clone(), ""),
+        Some("guess"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert!(!wrong.message().contains("s3cret"));
+
+    // Raw contents, then typed contents: the Predictor's answers.
+    let answer: ModelInferResponse = grpc_call(
+        g,
+        "ModelInfer",
+        request(&fp32, "FP32", shape.clone(), "1"),
+        token,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.outputs[0].name, "probabilities");
+    assert_eq!(answer.outputs[0].shape, vec![3, 10]);
+    let values: Vec<f32> = answer.raw_output_contents[0]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    for (row, w) in values.chunks(10).zip(&want) {
+        assert_close(row, w);
+    }
+    let mut typed = request(&[], "FP32", shape.clone(), "");
+    typed.raw_input_contents.clear();
+    typed.inputs[0].contents = Some(InferTensorContents {
+        fp32_contents: inputs.concat(),
+        ..Default::default()
+    });
+    let answer: ModelInferResponse = grpc_call(g, "ModelInfer", typed, token).await.unwrap();
+    assert_eq!(answer.raw_output_contents[0].len(), 3 * 10 * 4);
+
+    // Bad requests: the right code and a line naming what is wrong; the server goes on.
+    let cases: Vec<(ModelInferRequest, Code, &str)> = vec![
+        (
+            request(&fp32, "FP32", vec![3, 784], ""),
+            Code::InvalidArgument,
+            "shape",
+        ),
+        (
+            request(&fp32, "INT32", shape.clone(), ""),
+            Code::InvalidArgument,
+            "INT32",
+        ),
+        (
+            request(&fp32[4..], "FP32", shape.clone(), ""),
+            Code::InvalidArgument,
+            "bytes of binary data",
+        ),
+        (
+            request(&vec![0; 2 << 20], "FP32", vec![668, 28, 28, 1], ""),
+            Code::ResourceExhausted,
+            "--max-body-bytes",
+        ),
+        (
+            request(&fp32, "FP32", shape.clone(), "7"),
+            Code::NotFound,
+            "no version '7'",
+        ),
+        (
+            ModelInferRequest {
+                model_name: "nope".into(),
+                ..request(&fp32, "FP32", shape.clone(), "")
+            },
+            Code::NotFound,
+            "nope",
+        ),
+    ];
+    for (bad, code, needle) in cases {
+        let e = grpc_call::<_, ModelInferResponse>(g, "ModelInfer", bad, token)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{e:?}");
+        assert!(e.message().contains(needle), "{e:?}");
+    }
+    let e = grpc_call::<_, ServerLiveResponse>(g, "ModelStreamInfer", ServerLiveRequest {}, token)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+    let meta: ModelMetadataResponse = grpc_call(
+        g,
+        "ModelMetadata",
+        ModelMetadataRequest {
+            name: "digits".into(),
+            version: String::new(),
+        },
+        token,
+    )
+    .await
+    .unwrap();
+    assert_eq!(meta.inputs[0].shape, vec![-1, 28, 28, 1]);
+    // gRPC calls are counted in /metrics beside the HTTP endpoints.
+    let metrics = call(
+        server.addr,
+        Method::GET,
+        "/metrics",
+        &[("authorization", "Bearer s3cret")],
+        Vec::new(),
+    )
+    .await;
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert!(
+        text.contains("endpoint=\"grpc:ModelInfer\",code=\"0\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("endpoint=\"grpc:ModelInfer\",code=\"3\""),
+        "{text}"
+    );
     server.shutdown().await;
 }

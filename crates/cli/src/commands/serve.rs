@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default; 0.0.0.0:8080 to accept other machines).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
+    /// Also serve KServe v2's gRPC inference service on this address (e.g. 127.0.0.1:8081), with
+    /// the same models, batching, limits and token.
+    #[arg(long)]
+    grpc_addr: Option<String>,
     /// Most examples gathered into one forward pass.
     #[arg(long, default_value_t = 32)]
     max_batch: usize,
@@ -80,12 +84,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     runtime.build()?.block_on(async {
         let listener = bind(&args.addr).await?;
+        let grpc = match &args.grpc_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let grpc_line = match &grpc {
+            Some(g) => format!(" and grpc://{}", g.local_addr()?),
+            None => String::new(),
+        };
         eprintln!(
-            "serving {} on http://{} (Ctrl-C to stop)",
+            "serving {} on http://{}{grpc_line} (Ctrl-C to stop)",
             server.model_names().join(", "),
             listener.local_addr()?
         );
-        server.run(listener, shutdown_signal()).await?;
+        server.run(listener, grpc, shutdown_signal()).await?;
         eprintln!("stopped");
         Ok(())
     })
