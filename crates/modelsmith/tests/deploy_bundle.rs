@@ -148,6 +148,8 @@ fn manifests_parse_back_typed_and_as_generic_yaml() {
     assert_eq!(get(c, "readinessProbe.httpGet.port"), "http");
     assert_eq!(get(c, "ports.0.name"), "http");
     assert_eq!(get(c, "ports.0.containerPort"), 8080);
+    assert_eq!(get(c, "ports.1.name"), "grpc");
+    assert_eq!(get(c, "ports.1.containerPort"), 8081);
     for key in ["requests", "limits"] {
         for resource in ["cpu", "memory"] {
             assert!(get(c, &format!("resources.{key}.{resource}")).is_string());
@@ -174,6 +176,8 @@ fn manifests_parse_back_typed_and_as_generic_yaml() {
         assert_eq!(&pod_labels[key], value);
     }
     assert_eq!(get(&s, "spec.ports.0.targetPort"), "http");
+    assert_eq!(get(&s, "spec.ports.1.targetPort"), "grpc");
+    assert_eq!(get(&s, "spec.ports.1.port"), 8081);
 
     let h = yaml(&out.join("k8s/hpa.yaml"));
     assert_eq!(h["apiVersion"], "autoscaling/v2");
@@ -195,6 +199,8 @@ fn manifests_parse_back_typed_and_as_generic_yaml() {
     assert_eq!(kc["name"], "kserve-container");
     assert_eq!(get(kc, "ports.0.containerPort"), 8080);
     assert_eq!(get(kc, "ports.0.name"), "http1");
+    // Knative routes one port per predictor container.
+    assert!(kc["ports"].as_sequence().unwrap().len() == 1);
     assert_eq!(get(kc, "env.0.name"), "PROTOCOL");
     assert_eq!(get(kc, "env.0.value"), "v2");
     assert_eq!(get(kc, "readinessProbe.httpGet.path"), "/v2/health/ready");
@@ -292,7 +298,9 @@ fn dockerfile_has_verify_and_runtime_stages_and_copies_only_bundle_files() {
                         "--model",
                         &model,
                         "--addr",
-                        "0.0.0.0:8080"
+                        "0.0.0.0:8080",
+                        "--grpc-addr",
+                        "0.0.0.0:8081"
                     ]
                 );
             }
@@ -302,7 +310,7 @@ fn dockerfile_has_verify_and_runtime_stages_and_copies_only_bundle_files() {
     assert_eq!(stages, ["verify", "runtime"]);
     assert!(verified, "no sha256sum check");
     assert_eq!(user.as_deref(), Some("10001:10001"), "non-root user");
-    assert!(text.contains("\nEXPOSE 8080\n"));
+    assert!(text.contains("\nEXPOSE 8080\nEXPOSE 8081\n"));
     assert!(out.join(".dockerignore").is_file());
     // The binary in the bundle is the one given, byte for byte, and still executable.
     assert_eq!(

@@ -381,19 +381,22 @@ fn run_it(out: &mut String, input: &CardInput) {
     };
     let _ = writeln!(
         out,
-        "Locally, without a container (`--name`: the folder here is `model/`, the image names it `{name}`):\n\n```sh\n{bin} serve --model model --name {name} --addr 127.0.0.1:{port}\n```\n\n\
+        "Locally, without a container (`--name`: the folder here is `model/`, the image names it `{name}`):\n\n```sh\n{bin} serve --model model --name {name} --addr 127.0.0.1:{port} --grpc-addr 127.0.0.1:{grpc}\n```\n\n\
          With Docker (the build fails if any file does not match `{SUMS_FILE}`):\n\n```sh\n{build}\n\
-         docker run --rm -p {port}:{port} -e MODELSMITH_TOKEN=secret {image}\n```\n\n\
+         docker run --rm -p {port}:{port} -p {grpc}:{grpc} -e MODELSMITH_TOKEN=secret {image}\n```\n\n\
          On Kubernetes (`k8s/`: Deployment with readiness and liveness probes on `/v2/health/ready` and \
-         `/v2/health/live`, a ClusterIP Service on port 80, a HorizontalPodAutoscaler at {cpu}% CPU, \
+         `/v2/health/live`, a ClusterIP Service on port 80 (HTTP) and {grpc_service} (gRPC), a HorizontalPodAutoscaler at {cpu}% CPU, \
          {min}–{max} replicas):\n\n```sh\n\
          kubectl create secret generic {secret} --from-literal=token=CHANGE-ME   # optional: without it the server needs no token\n\
          kubectl apply -k k8s/\n\
-         kubectl port-forward service/{name} {port}:80\n```\n\n\
-         With KServe (`kserve/inferenceservice.yaml`: the same image as a custom predictor speaking the v2 protocol):\n\n```sh\n\
+         kubectl port-forward service/{name} {port}:80 {grpc}:{grpc_service}\n```\n\n\
+         With KServe (`kserve/inferenceservice.yaml`: the same image as a custom predictor speaking the v2 protocol; \
+         KServe's serverless mode routes one port per predictor, here the HTTP one):\n\n```sh\n\
          kubectl apply -f kserve/inferenceservice.yaml\n```\n",
         bin = if s.with_binary { "bin/modelsmith" } else { "modelsmith" },
         port = s.port,
+        grpc = s.grpc_port(),
+        grpc_service = super::k8s::GRPC_SERVICE_PORT,
         image = s.image,
         cpu = s.target_cpu_percent,
         min = s.replicas,
@@ -448,8 +451,12 @@ fn call_it(out: &mut String, input: &CardInput) {
          headers={{\"Content-Type\": \"image/png\"}})\n\
          print(json.load(urllib.request.urlopen(request)))\n```\n\n\
          ```sh\npython3 client.py digit.png                  # POST /predict\n\
-         python3 client.py --protocol v2 digit.png    # v2 infer, preprocessing done by the client\n```\n",
-        port = s.port
+         python3 client.py --protocol v2 digit.png    # v2 infer with binary tensors, preprocessing done by the client\n\
+         python3 client.py --protocol grpc digit.png  # v2 gRPC on port {grpc} (pip install 'tritonclient[grpc]' numpy)\n```\n\n\
+         Existing KServe v2 / Triton clients work unchanged: `tritonclient.http` (binary tensors by default; UINT8 \
+         raw pixels are accepted and scaled by the server) on port {port}, `tritonclient.grpc` on port {grpc}.\n",
+        port = s.port,
+        grpc = s.grpc_port()
     );
 }
 

@@ -200,6 +200,7 @@ pub fn instructions(settings: &BundleSettings) -> Vec<Instruction> {
         Env("MODELSMITH_LOG".into(), "info".into()),
         User(format!("{uid}:{uid}")),
         Expose(settings.port),
+        Expose(settings.grpc_port()),
         Healthcheck {
             interval_s: 15,
             timeout_s: 3,
@@ -214,6 +215,8 @@ pub fn instructions(settings: &BundleSettings) -> Vec<Instruction> {
             model_dir,
             "--addr".into(),
             format!("0.0.0.0:{}", settings.port),
+            "--grpc-addr".into(),
+            format!("0.0.0.0:{}", settings.grpc_port()),
         ]),
     ]
 }

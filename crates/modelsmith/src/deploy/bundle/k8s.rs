@@ -23,6 +23,10 @@ pub const TOKEN_ENV: &str = "MODELSMITH_TOKEN";
 pub const TOKEN_SECRET_KEY: &str = "token";
 /// The named container port the Service and probes point at.
 pub const PORT_NAME: &str = "http";
+/// The named container port of the gRPC service (KServe v2's GRPCInferenceService).
+pub const GRPC_PORT_NAME: &str = "grpc";
+/// The Service's gRPC port.
+pub const GRPC_SERVICE_PORT: u16 = 8081;
 /// Knative's name for an HTTP/1 container port.
 pub const KNATIVE_PORT_NAME: &str = "http1";
 /// KServe recognises the serving container of a custom predictor by this name.
@@ -399,11 +403,18 @@ fn container(s: &BundleSettings, name: &str, extra_env: Vec<EnvVar>) -> Containe
         image_pull_policy: Some("IfNotPresent".to_string()),
         command: Vec::new(),
         args: Vec::new(),
-        ports: vec![ContainerPort {
-            name: Some(PORT_NAME.to_string()),
-            container_port: s.port,
-            protocol: "TCP".to_string(),
-        }],
+        ports: vec![
+            ContainerPort {
+                name: Some(PORT_NAME.to_string()),
+                container_port: s.port,
+                protocol: "TCP".to_string(),
+            },
+            ContainerPort {
+                name: Some(GRPC_PORT_NAME.to_string()),
+                container_port: s.grpc_port(),
+                protocol: "TCP".to_string(),
+            },
+        ],
         env,
         resources: resources(s),
         readiness_probe: Some(probe(READY_PATH, named_port(), 2, 3)),
@@ -417,9 +428,11 @@ fn named_port() -> PortRef {
 }
 
 /// KServe's default (serverless) mode runs predictors on Knative, which only accepts the port
-/// names `http1` and `h2c` and probes on the container's port number.
+/// names `http1` and `h2c`, one port per container, and probes on the container's port number:
+/// the predictor declares the HTTP port (the gRPC one still listens inside the pod).
 fn kserve_container(s: &BundleSettings, protocol: EnvVar) -> Container {
     let mut c = container(s, KSERVE_CONTAINER, vec![protocol]);
+    c.ports.truncate(1);
     c.ports[0].name = Some(KNATIVE_PORT_NAME.to_string());
     for probe in [&mut c.readiness_probe, &mut c.liveness_probe]
         .into_iter()
@@ -459,12 +472,20 @@ pub fn service(s: &BundleSettings) -> Service {
         spec: ServiceSpec {
             type_: "ClusterIP".to_string(),
             selector: selector(s),
-            ports: vec![ServicePort {
-                name: PORT_NAME.to_string(),
-                port: 80,
-                target_port: PortRef::Name(PORT_NAME.to_string()),
-                protocol: "TCP".to_string(),
-            }],
+            ports: vec![
+                ServicePort {
+                    name: PORT_NAME.to_string(),
+                    port: 80,
+                    target_port: PortRef::Name(PORT_NAME.to_string()),
+                    protocol: "TCP".to_string(),
+                },
+                ServicePort {
+                    name: GRPC_PORT_NAME.to_string(),
+                    port: GRPC_SERVICE_PORT,
+                    target_port: PortRef::Name(GRPC_PORT_NAME.to_string()),
+                    protocol: "TCP".to_string(),
+                },
+            ],
         },
     }
 }

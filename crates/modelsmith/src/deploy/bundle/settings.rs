@@ -91,6 +91,11 @@ pub struct BundleSettings {
 }
 
 impl BundleSettings {
+    /// The gRPC port (KServe v2's GRPCInferenceService): the one after the HTTP port.
+    pub fn grpc_port(&self) -> u16 {
+        self.port + 1
+    }
+
     /// Checks `options`; `model_dir` names the default, `weights_sha256` tags the default image.
     pub fn resolve(
         options: &BundleOptions,
@@ -125,6 +130,13 @@ impl BundleSettings {
             return Err(Error::Config(format!(
                 "--target-cpu {} must be a percentage from 1 to 100",
                 options.target_cpu_percent
+            )));
+        }
+        if options.port == u16::MAX {
+            return Err(Error::Config(format!(
+                "--port {}: the gRPC port is the next one, so the HTTP port must be below {}",
+                options.port,
+                u16::MAX
             )));
         }
         if options.port < MIN_UNPRIVILEGED_PORT {
