@@ -5,7 +5,7 @@
 //! the request asks (`parameters.binary_data_output`, or an output's `parameters.binary_data`).
 //!
 //! Datatypes: FP32 (4 bytes a value) and UINT8 (1 byte a value). BYTES (length-prefixed
-//! strings) is read for its size check, but no model takes strings yet.
+//! strings) is refused with the other datatypes until a model takes text.
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -108,31 +108,6 @@ pub fn f32_values(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// The elements of a BYTES tensor (each a 4-byte little-endian length, then that many bytes),
-/// or an error naming `name` when the lengths overrun the data or leave bytes over.
-pub fn bytes_elements<'b>(name: &str, mut bytes: &'b [u8]) -> Result<Vec<&'b [u8]>, ApiError> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let bad = || {
-            ApiError::bad_request(format!(
-                "input '{name}': BYTES element {} overruns the tensor's binary data",
-                out.len()
-            ))
-        };
-        if bytes.len() < 4 {
-            return Err(bad());
-        }
-        let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-        let rest = &bytes[4..];
-        if len > rest.len() {
-            return Err(bad());
-        }
-        out.push(&rest[..len]);
-        bytes = &rest[len..];
-    }
-    Ok(out)
-}
-
 /// A response body: `json` followed by the outputs' bytes, with the header length to send.
 pub fn response_body(json: Vec<u8>, binary: &[u8]) -> (usize, Vec<u8>) {
     let header = json.len();
@@ -179,20 +154,6 @@ mod tests {
         // A size past what a u64 can index is refused, not wrapped.
         let mut huge = BinaryCursor::new(Bytes::from_static(&[1]));
         assert!(huge.take("a", u64::MAX).is_err());
-    }
-
-    #[test]
-    fn bytes_elements_are_length_prefixed() {
-        let mut data = Vec::new();
-        for s in ["seven", "", "ab"] {
-            data.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            data.extend_from_slice(s.as_bytes());
-        }
-        let got = bytes_elements("t", &data).unwrap();
-        assert_eq!(got, vec![&b"seven"[..], b"", b"ab"]);
-        assert!(bytes_elements("t", &data[..data.len() - 1]).is_err());
-        assert!(bytes_elements("t", &[1, 0]).is_err());
-        assert!(bytes_elements("t", &[]).unwrap().is_empty());
     }
 
     #[test]

@@ -207,23 +207,33 @@ impl Server {
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|&s| s).await;
         };
+        let Some(grpc_listener) = grpc else {
+            return listen::serve(listener, router, self.limits, until_stopped(stopped)).await;
+        };
+        // Both listeners share the connection budget (files): half each.
+        let half = (self.limits.max_connections / 2).max(1);
+        let http_limits = ConnectionLimits {
+            max_connections: half,
+            ..self.limits
+        };
         let http = listen::serve(
             listener,
             router,
-            self.limits,
+            http_limits,
             until_stopped(stopped.clone()),
         );
-        let Some(grpc_listener) = grpc else {
-            return http.await;
-        };
         let service = grpc::GrpcService::new(self.state.clone(), self.token.clone());
-        let request_timeout = self.limits.request_timeout;
+        let limits = self.limits;
         let grpc = async move {
             tonic::transport::Server::builder()
-                .timeout(request_timeout)
+                .timeout(limits.request_timeout)
+                // A dead or silent peer is found and dropped instead of holding its slot.
+                .http2_keepalive_interval(Some(limits.header_timeout))
+                .http2_keepalive_timeout(Some(limits.header_timeout))
+                .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION))
                 .add_service(service)
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                    grpc::incoming::capped(grpc_listener, half),
                     until_stopped(stopped),
                 )
                 .await
@@ -232,6 +242,9 @@ impl Server {
         tokio::try_join!(http, grpc).map(|_| ())
     }
 }
+
+/// Concurrent calls one gRPC connection may have in flight.
+const GRPC_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// Binds `addr` with an error that says what to do.
 pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {

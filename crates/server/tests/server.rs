@@ -1709,3 +1709,61 @@ async fn grpc_infers_like_the_predictor_and_maps_errors_to_codes() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_listener_holds_new_connections_at_its_cap_until_one_closes() {
+    use modelsmith_server::grpc::proto::*;
+    // A budget of two connections: one for HTTP, one for gRPC.
+    let server = Running::digits(ServeOptions {
+        limits: modelsmith_server::ConnectionLimits {
+            max_connections: 2,
+            ..Default::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    let connect = || async {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc_addr))
+                .unwrap()
+                .connect_lazy();
+        tonic::client::Grpc::new(channel)
+    };
+    let live = |mut client: tonic::client::Grpc<tonic::transport::Channel>| async move {
+        client.ready().await.unwrap();
+        let path = "/inference.GRPCInferenceService/ServerLive"
+            .parse()
+            .unwrap();
+        client
+            .unary::<_, ServerLiveResponse, _>(
+                tonic::Request::new(ServerLiveRequest {}),
+                path,
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    };
+    let first = connect().await;
+    assert!(live(first.clone()).await);
+    // The second connection waits: its call does not finish while the first is open.
+    let second = tokio::spawn(live(connect().await));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "a connection past the cap was served"
+    );
+    // HTTP has its own share and still answers.
+    assert_eq!(
+        get(server.addr, "/v2/health/live").await.status,
+        StatusCode::OK
+    );
+    drop(first);
+    let answered = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the waiting connection is served once the first closes")
+        .unwrap();
+    assert!(answered);
+    server.shutdown().await;
+}

@@ -10,6 +10,7 @@
 //! a handler through tonic's `Grpc::unary` with prost's codec, which is all tonic-build would
 //! generate for unary methods.
 
+pub mod incoming;
 pub mod proto;
 
 use std::collections::HashMap;
