@@ -20,20 +20,26 @@ pub async fn require_token(
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
+        .and_then(|v| v.to_str().ok());
+    match check_bearer(given, &token) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks an `Authorization` value (`Bearer <token>`, the scheme in any case) against `token`,
+/// for HTTP headers and gRPC metadata alike; the 401 says what was wrong, never the token.
+pub fn check_bearer(given: Option<&str>, token: &str) -> Result<(), ApiError> {
+    let given = given.and_then(|v| {
+        let (scheme, rest) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    });
     match given {
         // Constant-time comparison: the answer's timing must not reveal a prefix of the token.
-        Some(given) if bool::from(given.as_bytes().ct_eq(token.as_bytes())) => {
-            next.run(request).await
-        }
-        Some(_) => ApiError::unauthorized("the bearer token is wrong").into_response(),
-        None => {
-            ApiError::unauthorized("missing token: send the header 'Authorization: Bearer <token>'")
-                .into_response()
-        }
+        Some(given) if bool::from(given.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("the bearer token is wrong")),
+        None => Err(ApiError::unauthorized(
+            "missing token: send the header 'Authorization: Bearer <token>'",
+        )),
     }
 }

@@ -37,17 +37,7 @@ pub struct ModelPath {
 
 impl ModelPath {
     fn model<'s>(&self, state: &'s AppState) -> Result<&'s std::sync::Arc<ServedModel>, ApiError> {
-        let model = state
-            .models
-            .get(&self.name)
-            .ok_or_else(|| state.models.unknown(&self.name))?;
-        match self.version.as_deref() {
-            None | Some(MODEL_VERSION) => Ok(model),
-            Some(other) => Err(ApiError::not_found(format!(
-                "model '{}' has no version '{other}'; its only version is {MODEL_VERSION}",
-                self.name
-            ))),
-        }
+        state.models.versioned(&self.name, self.version.as_deref())
     }
 }
 const DATATYPE: &str = "FP32";

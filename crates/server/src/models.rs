@@ -153,6 +153,23 @@ impl Models {
         }
     }
 
+    /// The model `name` at `version` (`None` or empty: its one version,
+    /// [`crate::kserve::MODEL_VERSION`]), or the 404 naming what is missing.
+    pub fn versioned(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<&Arc<ServedModel>, crate::error::ApiError> {
+        let model = self.get(name).ok_or_else(|| self.unknown(name))?;
+        match version {
+            None | Some("") | Some(crate::kserve::MODEL_VERSION) => Ok(model),
+            Some(other) => Err(crate::error::ApiError::not_found(format!(
+                "model '{name}' has no version '{other}'; its only version is {}",
+                crate::kserve::MODEL_VERSION
+            ))),
+        }
+    }
+
     /// The 404 for a name no model has.
     pub fn unknown(&self, name: &str) -> crate::error::ApiError {
         crate::error::ApiError::not_found(format!(

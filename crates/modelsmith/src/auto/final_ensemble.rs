@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::finalize::{FinalModel, FinalProgress, Finalizer};
+use super::finalize::{record_test_figures, FinalModel, FinalProgress, Finalizer};
 use crate::arch::ensemble::{ensemble_genome, ensemble_weights};
 use crate::arch::{Genome, TableGenome};
 use crate::deploy::{export, ExportFormat};
@@ -96,11 +96,8 @@ impl Finalizer<'_> {
         meta.spec = spec;
         meta.params = net.param_count();
         meta.macs_per_example = net.macs_per_example();
-        let figures = serde_json::to_value(test).expect("scores serialize");
-        if let (Some(m), Some(figures)) = (meta.metrics.as_object_mut(), figures.as_object()) {
-            for (key, value) in figures {
-                m.insert(format!("test_{key}"), value.clone());
-            }
+        record_test_figures(&mut meta, &test);
+        if let Some(m) = meta.metrics.as_object_mut() {
             m.insert("ensemble_members".into(), weights.len().into());
         }
         save_model(out, &meta, &net)?;

@@ -229,13 +229,7 @@ impl Finalizer<'_> {
             .loss
             .unwrap_or(task.default_loss());
         let test = evaluate(&mut net, &self.data.test, task, loss);
-        // The task's test figures, named as a training report names them (`test_rmse`, …).
-        let figures = serde_json::to_value(test).expect("scores serialize");
-        if let (Some(m), Some(figures)) = (meta.metrics.as_object_mut(), figures.as_object()) {
-            for (key, value) in figures {
-                m.insert(format!("test_{key}"), value.clone());
-            }
-        }
+        record_test_figures(&mut meta, &test);
         save_model(out, &meta, &net)?;
         let latency_ms = measure::latency_ms(out)?;
         let onnx = out.join("model.onnx");
@@ -259,6 +253,17 @@ impl Finalizer<'_> {
             out: out.to_path_buf(),
             onnx,
         })
+    }
+}
+
+/// Adds the task's test figures to a saved model's metrics, named as a training report names
+/// them (`test_accuracy`, `test_rmse`, …).
+pub(super) fn record_test_figures(meta: &mut crate::model::ModelMeta, test: &Scores) {
+    let figures = serde_json::to_value(test).expect("scores serialize");
+    if let (Some(m), Some(figures)) = (meta.metrics.as_object_mut(), figures.as_object()) {
+        for (key, value) in figures {
+            m.insert(format!("test_{key}"), value.clone());
+        }
     }
 }
 

@@ -22,7 +22,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::http::{self, StatusCode};
-use subtle::ConstantTimeEq;
 use tonic::body::Body;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
@@ -80,32 +79,16 @@ impl GrpcService {
         let given = request
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            });
-        match given {
-            Some(given) if bool::from(given.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
-            Some(_) => Err(Status::unauthenticated("the bearer token is wrong")),
-            None => Err(Status::unauthenticated(
-                "missing token: send the metadata 'authorization: Bearer <token>'",
-            )),
-        }
+            .and_then(|v| v.to_str().ok());
+        crate::auth::check_bearer(given, token)
+            .map_err(|e| Status::unauthenticated(e.message.replace("header", "metadata")))
     }
 
     fn model(&self, name: &str, version: &str) -> Result<&Arc<ServedModel>, Status> {
-        let model = self
-            .state
+        self.state
             .models
-            .get(name)
-            .ok_or_else(|| status(self.state.models.unknown(name)))?;
-        match version {
-            "" | MODEL_VERSION => Ok(model),
-            other => Err(Status::not_found(format!(
-                "model '{name}' has no version '{other}'; its only version is {MODEL_VERSION}"
-            ))),
-        }
+            .versioned(name, Some(version))
+            .map_err(status)
     }
 
     fn server_ready(&self) -> bool {
