@@ -99,8 +99,7 @@ pub async fn model_metadata(
 ) -> Result<Json<Value>, ApiError> {
     let model = path.model(&state)?;
     let meta = &model.meta;
-    let mut input_shape = vec![-1];
-    input_shape.extend(meta.input_shape.iter().map(|&d| d as i64));
+    let (input_shape, output_shape) = model.tensor_shapes();
     Ok(Json(json!({
         "name": model.name,
         "versions": [MODEL_VERSION],
@@ -109,7 +108,7 @@ pub async fn model_metadata(
         "outputs": [TensorMetadata {
             name: meta.data.task.output_name(),
             datatype: DATATYPE,
-            shape: vec![-1, meta.outputs as i64],
+            shape: output_shape,
         }],
         "parameters": {
             "task": meta.data.task,

@@ -70,6 +70,14 @@ impl ServedModel {
     pub fn input_len(&self) -> usize {
         self.meta.input_shape.iter().product()
     }
+
+    /// The input's and the output's shapes as the protocol's metadata gives them, -1 marking
+    /// the dynamic batch axis (HTTP and gRPC alike).
+    pub fn tensor_shapes(&self) -> (Vec<i64>, Vec<i64>) {
+        let mut input = vec![-1];
+        input.extend(self.meta.input_shape.iter().map(|&d| d as i64));
+        (input, vec![-1, self.meta.outputs as i64])
+    }
 }
 
 /// The served models by name.

@@ -101,8 +101,7 @@ impl GrpcService {
     fn model_metadata(&self, r: ModelMetadataRequest) -> Result<ModelMetadataResponse, Status> {
         let model = self.model(&r.name, &r.version)?;
         let meta = &model.meta;
-        let mut input_shape = vec![-1];
-        input_shape.extend(meta.input_shape.iter().map(|&d| d as i64));
+        let (input_shape, output_shape) = model.tensor_shapes();
         Ok(ModelMetadataResponse {
             name: model.name.clone(),
             versions: vec![MODEL_VERSION.into()],
@@ -115,7 +114,7 @@ impl GrpcService {
             outputs: vec![TensorMetadata {
                 name: meta.data.task.output_name().into(),
                 datatype: FP32.into(),
-                shape: vec![-1, meta.outputs as i64],
+                shape: output_shape,
             }],
         })
     }
