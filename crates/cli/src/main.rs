@@ -30,6 +30,9 @@ enum Command {
     Train(Box<commands::train::TrainArgs>),
     /// Evaluate a saved model on a data set's test split.
     Evaluate(commands::evaluate::EvaluateArgs),
+    /// Explain a saved model: which pixels or columns its predictions rest on (Integrated
+    /// Gradients, saliency, occlusion, Grad-CAM, permutation importance).
+    Explain(Box<commands::explain::ExplainArgs>),
     /// Classify images (PNG/JPEG) or CSV rows with a saved model.
     Predict(commands::predict::PredictArgs),
     /// Search hyperparameters: sample, train, prune; studies resume and run in parallel.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => commands::train::run(*args),
         Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Explain(args) => commands::explain::run(*args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Tune(args) => commands::tune::run(*args),
         Command::Auto(args) => commands::auto::run(*args),

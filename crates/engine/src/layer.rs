@@ -13,6 +13,22 @@ use crate::{Activation, EngineError, Tensor};
 pub enum Mode {
     Train,
     Eval,
+    /// Inference arithmetic (no dropout, batch norm's running statistics) that also keeps what
+    /// a backward pass needs (max-pool winners): gradients of a prediction with respect to its
+    /// input, for explaining it.
+    Explain,
+}
+
+impl Mode {
+    /// Whether layers behave as in training (dropout drops, batch norm uses batch statistics).
+    pub fn is_training(self) -> bool {
+        self == Mode::Train
+    }
+
+    /// Whether a backward pass will follow, so the forward pass keeps what it needs.
+    pub fn keeps_backward_state(self) -> bool {
+        self != Mode::Eval
+    }
 }
 
 /// A learnable parameter with its gradient. `name` is the fixed short name (`weight`, `bias`,

@@ -24,6 +24,9 @@ pub struct Network {
     grads: Vec<Tensor>,
     /// Accumulated (forward, backward) time per node while timing is on.
     timings: Option<Vec<(Duration, Duration)>>,
+    /// Whether backward also computes the gradient with respect to the network's input (slot
+    /// 0), which training never needs but explaining a prediction does.
+    input_gradient: bool,
 }
 
 impl Network {
@@ -36,6 +39,7 @@ impl Network {
             acts: vec![Tensor::default()],
             grads: vec![Tensor::default()],
             timings: None,
+            input_gradient: false,
         }
     }
 
@@ -152,7 +156,8 @@ impl Network {
     /// [`Network::zero_grads`] first unless accumulating over several batches is intended.
     pub fn backward(&mut self, dout: &Tensor) {
         let last = self.output_slot();
-        for s in 1..last {
+        let first = if self.input_gradient { 0 } else { 1 };
+        for s in first..last {
             self.grads[s].resize(&self.acts[s].shape);
             self.grads[s].fill(0.0);
         }
@@ -163,7 +168,7 @@ impl Network {
             let dout = std::mem::take(&mut self.grads[i + 1]);
             let (before, after) = self.acts.split_at(i + 1);
             let inputs: Vec<&Tensor> = node.inputs.iter().map(|&s| &before[s]).collect();
-            let mut dinputs = borrow_grads(&mut self.grads, &node.inputs);
+            let mut dinputs = borrow_grads(&mut self.grads, &node.inputs, self.input_gradient);
             let start = self.timings.is_some().then(Instant::now);
             node.layer.backward(&mut dinputs, &dout, &after[0], &inputs);
             if let (Some(t), Some(start)) = (&mut self.timings, start) {
@@ -172,6 +177,24 @@ impl Network {
             drop(dinputs);
             self.grads[i + 1] = dout;
         }
+    }
+
+    /// Makes [`Network::backward`] also compute the gradient with respect to the input (read it
+    /// with [`Network::gradient`]`(0)`). Off by default: training has no use for it.
+    pub fn set_input_gradient(&mut self, on: bool) {
+        self.input_gradient = on;
+    }
+
+    /// The activation in `slot` from the last forward pass (0 = the input, i + 1 = node i's
+    /// output), batch first.
+    pub fn activation(&self, slot: usize) -> &Tensor {
+        &self.acts[slot]
+    }
+
+    /// The gradient with respect to `slot` from the last backward pass. Slot 0 is filled only
+    /// while [`Network::set_input_gradient`] is on.
+    pub fn gradient(&self, slot: usize) -> &Tensor {
+        &self.grads[slot]
     }
 
     /// Turns per-node timing on (resetting the totals) or off. Costs two clock reads per node.
@@ -280,8 +303,12 @@ impl Network {
 }
 
 /// Mutable borrows of the gradient slots a node reads; slot 0 (the network input) gets `None`
-/// because nothing consumes the input's gradient. A node reading the same slot twice gets it once.
-fn borrow_grads<'a>(grads: &'a mut [Tensor], slots: &[usize]) -> Vec<Option<&'a mut Tensor>> {
+/// unless `input` asks for its gradient. A node reading the same slot twice gets it once.
+fn borrow_grads<'a>(
+    grads: &'a mut [Tensor],
+    slots: &[usize],
+    input: bool,
+) -> Vec<Option<&'a mut Tensor>> {
     let mut out: Vec<Option<&'a mut Tensor>> = slots.iter().map(|_| None).collect();
     let mut rest: &'a mut [Tensor] = grads;
     let mut offset = 0;
@@ -291,7 +318,7 @@ fn borrow_grads<'a>(grads: &'a mut [Tensor], slots: &[usize]) -> Vec<Option<&'a 
     let mut last = None;
     for k in order {
         let s = slots[k];
-        if s == 0 || last == Some(s) {
+        if (s == 0 && !input) || last == Some(s) {
             continue;
         }
         let (_, tail) = std::mem::take(&mut rest).split_at_mut(s - offset);

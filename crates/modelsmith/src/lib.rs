@@ -11,6 +11,7 @@ pub mod data;
 pub mod deploy;
 mod digest;
 mod error;
+pub mod explain;
 pub mod model;
 pub mod predict;
 pub mod record;

@@ -7,6 +7,7 @@ use std::path::Path;
 use modelsmith_engine::{Mode, Network};
 use serde::Serialize;
 
+use crate::data::Preprocessing;
 use crate::model::{load_model, ModelMeta};
 use crate::{Error, Result};
 
@@ -163,28 +164,9 @@ impl Predictor {
         Ok(())
     }
 
-    /// Reads files (PNG/JPEG images, or CSV files with one example per row) into model inputs,
-    /// each labelled for display (`file` or `file:row`).
+    /// Reads files into model inputs: see [`read_inputs`].
     pub fn read_inputs(&self, paths: &[impl AsRef<Path>]) -> Result<Vec<(String, Vec<f32>)>> {
-        let mut out = Vec::new();
-        for path in paths {
-            let path = path.as_ref();
-            let ext = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if ext == "csv" {
-                let rows = self.meta.data.preprocessing.csv_rows_to_inputs(path)?;
-                for (i, row) in rows.into_iter().enumerate() {
-                    out.push((format!("{}:{}", path.display(), i + 1), row));
-                }
-            } else {
-                let input = self.meta.data.preprocessing.load_image_file(path)?;
-                out.push((path.display().to_string(), input));
-            }
-        }
-        Ok(out)
+        read_inputs(&self.meta.data.preprocessing, paths)
     }
 
     /// Predictions for labelled inputs (the top `k` classes, or the values).
@@ -200,6 +182,33 @@ impl Predictor {
             })
             .collect())
     }
+}
+
+/// Reads files (PNG/JPEG images, or CSV files with one example per row) into model inputs with
+/// a model's preprocessing, each labelled for display (`file` or `file:row`).
+pub fn read_inputs(
+    preprocessing: &Preprocessing,
+    paths: &[impl AsRef<Path>],
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ext == "csv" {
+            let rows = preprocessing.csv_rows_to_inputs(path)?;
+            for (i, row) in rows.into_iter().enumerate() {
+                out.push((format!("{}:{}", path.display(), i + 1), row));
+            }
+        } else {
+            let input = preprocessing.load_image_file(path)?;
+            out.push((path.display().to_string(), input));
+        }
+    }
+    Ok(out)
 }
 
 /// One input's answer from its outputs: the `k` most probable classes (at least one), named by

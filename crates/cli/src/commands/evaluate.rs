@@ -3,9 +3,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use modelsmith::data::{load, load_held_out, EncodingReport, LoadOptions};
 use modelsmith::model::load_model;
-use modelsmith::train::{evaluate, TrainConfig};
+use modelsmith::train::{evaluate, scoring_data, ScoringData, TrainConfig};
 use serde::Serialize;
 
 use super::print_json;
@@ -51,38 +50,11 @@ struct EvaluateReport {
 pub fn run(args: EvaluateArgs) -> Result<()> {
     let (meta, mut net) = load_model(&args.model)?;
     let training: Option<TrainConfig> = serde_json::from_value(meta.training.clone()).ok();
-    let opts = LoadOptions {
-        target: args.target.clone(),
-        ..training
-            .as_ref()
-            .map(TrainConfig::load_options)
-            .unwrap_or_default()
-    };
-    // A file the user names, or the test file the model was trained with, is scored whole; the
-    // model's own training source is split again as in training and its test part scored.
-    let given = args
-        .data
-        .clone()
-        .or_else(|| training.as_ref().and_then(|t| t.test_data.clone()));
-    let (spec, data, encoding) = match given {
-        Some(spec) => {
-            let held = load_held_out(&spec, &meta.data, &opts)?;
-            (spec, held.data, held.report)
-        }
-        None => {
-            let spec = meta.data.spec.clone();
-            let own = LoadOptions {
-                target: opts.target.clone().or_else(|| meta.data.target_column()),
-                ..opts
-            };
-            let test = load(&spec, &own)?.test;
-            let report = EncodingReport {
-                examples: test.len(),
-                ..EncodingReport::default()
-            };
-            (spec, test, report)
-        }
-    };
+    let ScoringData {
+        spec,
+        data,
+        encoding,
+    } = scoring_data(&meta, args.data.as_deref(), args.target.clone())?;
     let task = &meta.data.task;
     let loss = training
         .as_ref()

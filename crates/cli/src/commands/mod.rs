@@ -4,6 +4,7 @@ pub mod auto;
 pub mod dashboard;
 pub mod deploy;
 pub mod evaluate;
+pub mod explain;
 pub mod export;
 pub mod predict;
 pub mod report;

@@ -434,7 +434,11 @@ impl GpuLayer {
                     n: n as i32,
                     ..*geom
                 };
-                let am = if mode == Mode::Train { argmax.ptr() } else { 0 };
+                let am = if mode.keeps_backward_state() {
+                    argmax.ptr()
+                } else {
+                    0
+                };
                 dev.launch_n(
                     "max_pool_forward",
                     out_len,
@@ -469,7 +473,7 @@ impl GpuLayer {
             Kind::Flatten => copy(dev, out, x, in_len),
             Kind::BatchNorm(b) => b.forward(dev, scratch, p, offsets, out, x, out_len, mode),
             Kind::Dropout(d) => {
-                if mode == Mode::Eval || d.rate == 0.0 {
+                if !mode.is_training() || d.rate == 0.0 {
                     d.masked = false;
                     return copy(dev, out, x, in_len);
                 }
@@ -764,7 +768,7 @@ impl BatchNorm {
     ) -> Result<()> {
         let c = self.channels;
         let rows = len / c.max(1);
-        self.used_batch_stats = mode == Mode::Train;
+        self.used_batch_stats = mode.is_training();
         if self.used_batch_stats {
             let inv_rows = 1.0 / rows.max(1) as f64;
             let sums = &scratch.partials;

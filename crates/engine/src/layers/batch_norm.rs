@@ -103,7 +103,7 @@ impl Layer for BatchNorm {
         let c = self.channels;
         out.resize(&x.shape);
         self.xhat.resize(&x.shape);
-        self.used_batch_stats = mode == Mode::Train;
+        self.used_batch_stats = mode.is_training();
         if self.used_batch_stats {
             self.backend
                 .channel_moments(&mut self.mean, &mut self.var, &x.data, c);

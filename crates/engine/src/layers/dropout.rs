@@ -66,7 +66,7 @@ impl Layer for Dropout {
     fn forward(&mut self, out: &mut Tensor, inputs: &[&Tensor], mode: Mode) {
         let x = inputs[0];
         out.resize(&x.shape);
-        if mode == Mode::Eval || self.rate == 0.0 {
+        if !mode.is_training() || self.rate == 0.0 {
             self.mask.clear();
             out.data.copy_from_slice(&x.data);
             return;

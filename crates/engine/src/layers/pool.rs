@@ -103,15 +103,12 @@ impl Layer for MaxPool2d {
         let g = geom_of("max_pool2d", self.k, self.stride, self.padding, x);
         out.resize(&[g.n, g.oh, g.ow, g.c]);
         // Only training needs the winners' positions (for the backward pass).
-        let argmax = match mode {
-            Mode::Train => {
-                self.argmax.resize(out.len(), 0);
-                Some(&mut self.argmax[..])
-            }
-            Mode::Eval => {
-                self.argmax.clear();
-                None
-            }
+        let argmax = if mode.keeps_backward_state() {
+            self.argmax.resize(out.len(), 0);
+            Some(&mut self.argmax[..])
+        } else {
+            self.argmax.clear();
+            None
         };
         self.backend
             .max_pool_forward(&mut out.data, argmax, &x.data, &g);
@@ -128,7 +125,7 @@ impl Layer for MaxPool2d {
         assert_eq!(
             self.argmax.len(),
             dout.len(),
-            "max_pool2d: backward needs a training-mode forward pass"
+            "max_pool2d: backward needs a forward pass in Train or Explain mode"
         );
         if let Some(dx) = dinputs[0].as_deref_mut() {
             self.backend
