@@ -143,6 +143,11 @@ pub trait Layer: Send {
         Vec::new()
     }
 
+    /// Freezes (or thaws) the layer's parameters: a frozen layer's backward pass computes no
+    /// parameter gradients (they stay as they are) but still passes the input gradient on.
+    /// What explaining a prediction needs, where only the input gradient matters.
+    fn set_frozen(&mut self, _frozen: bool) {}
+
     /// Tells stochastic layers (dropout) which optimizer step the next training pass belongs to,
     /// so their random draws depend on the step alone and a resumed run repeats them exactly.
     fn set_training_step(&mut self, _step: u64) {}

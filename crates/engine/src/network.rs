@@ -215,6 +215,14 @@ impl Network {
         }
     }
 
+    /// Freezes (or thaws) every layer's parameters ([`Layer::set_frozen`]): backward then
+    /// computes activation and input gradients only.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        for node in &mut self.nodes {
+            node.layer.set_frozen(frozen);
+        }
+    }
+
     /// Sets the optimizer step for stochastic layers (see [`Layer::set_training_step`]).
     pub fn set_training_step(&mut self, step: u64) {
         for node in &mut self.nodes {

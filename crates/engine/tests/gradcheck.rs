@@ -652,6 +652,25 @@ fn network_input_gradient() {
             .sum()
     })
     .unwrap();
+    // Frozen: the same input gradient, and not one parameter gradient touched.
+    net.zero_grads();
+    net.set_frozen(true);
+    net.forward(&x, Mode::Explain);
+    net.backward(&r);
+    assert_eq!(net.gradient(0).data, analytic);
+    for (name, p) in net.params() {
+        assert!(
+            p.grad.data.iter().all(|&g| g == 0.0),
+            "{name} has a gradient"
+        );
+    }
+    net.set_frozen(false);
+    net.forward(&x, Mode::Explain);
+    net.backward(&r);
+    assert!(net
+        .params()
+        .iter()
+        .all(|(_, p)| p.grad.data.iter().any(|&g| g != 0.0)));
     // Off again, slot 0 is left alone (a different upstream gradient changes nothing there):
     // training pays nothing for the option.
     net.set_input_gradient(false);

@@ -623,6 +623,22 @@ struct WinoGrad<'a> {
 /// Backward convolution of `imgs` images on the calling thread; `bufs.dw` and `bufs.db` receive
 /// this chunk's (zero-started) partial weight and bias gradients.
 #[allow(clippy::too_many_arguments)]
+/// Which parameter gradients a convolution's backward pass computes.
+#[derive(Clone, Copy)]
+struct ParamGrads {
+    weight: bool,
+    bias: bool,
+}
+
+#[cfg(test)]
+impl ParamGrads {
+    const ALL: ParamGrads = ParamGrads {
+        weight: true,
+        bias: true,
+    };
+}
+
+#[allow(clippy::too_many_arguments)]
 fn conv_backward_chunk(
     mut dx: Option<&mut [f32]>,
     dy: &[f32],
@@ -636,6 +652,7 @@ fn conv_backward_chunk(
     imgs: usize,
     direct: bool,
     wino: Option<WinoGrad<'_>>,
+    params: ParamGrads,
 ) {
     let (patch, co) = (g.patch(), g.c_out);
     let (in_img, out_rows) = (g.h * g.w * g.c_in, g.oh * g.ow);
@@ -649,7 +666,11 @@ fn conv_backward_chunk(
         let nb = mb.min(imgs - i0);
         let rows = nb * out_rows;
         let span = i0 * out_rows * co..(i0 * out_rows + rows) * co;
-        if direct && dx.is_none() && matches!(act, Activation::Relu | Activation::Linear) {
+        if direct
+            && params.weight
+            && dx.is_none()
+            && matches!(act, Activation::Relu | Activation::Linear)
+        {
             // Small patch, first layer: dw and db in one pass with the ReLU mask fused in.
             let cols = columns(bufs.cols, &x[i0 * in_img..(i0 + nb) * in_img], nb, g);
             let relu_out = (act == Activation::Relu).then(|| &y[span.clone()]);
@@ -679,9 +700,13 @@ fn conv_backward_chunk(
             );
             &bufs.dz[..rows * co]
         };
-        let xin = &x[i0 * in_img..(i0 + nb) * in_img];
-        let cols: &[f32] = columns(bufs.cols, xin, nb, g);
-        if direct {
+        if !params.weight {
+            if params.bias {
+                add_rows(&mut bufs.db[..co], dz);
+            }
+        } else if direct {
+            let xin = &x[i0 * in_img..(i0 + nb) * in_img];
+            let cols: &[f32] = columns(bufs.cols, xin, nb, g);
             // Small patch: dw and db in one pass with register accumulators.
             direct::backward_weights(
                 &mut bufs.dw[..co * patch],
@@ -693,6 +718,8 @@ fn conv_backward_chunk(
                 co,
             );
         } else {
+            let xin = &x[i0 * in_img..(i0 + nb) * in_img];
+            let cols: &[f32] = columns(bufs.cols, xin, nb, g);
             // db[co] += Σ_rows dz
             add_rows(&mut bufs.db[..co], dz);
             // dw[co, patch] += dzᵀ · cols
@@ -1070,7 +1097,7 @@ impl Backend for Cpu {
     fn conv2d_backward(
         &self,
         dx: Option<&mut [f32]>,
-        dw: &mut [f32],
+        dw: Option<&mut [f32]>,
         db: Option<&mut [f32]>,
         dy: &[f32],
         y: &[f32],
@@ -1092,6 +1119,12 @@ impl Backend for Cpu {
         if chunks == 0 || out_img == 0 {
             return;
         }
+        // Frozen parameters (explaining a prediction) need no weight or bias gradient, and
+        // without one the backward pass is the input gradient alone: no im2col columns.
+        let params = ParamGrads {
+            weight: dw.is_some(),
+            bias: db.is_some(),
+        };
         // Scratch: [rotated kernel, its Winograd transform (when the input gradient takes that
         // path), then seven buffers per thread: cols, dz, dcols, dw partial, db partial, and
         // Winograd's M and zeros].
@@ -1151,13 +1184,16 @@ impl Backend for Cpu {
                     imgs,
                     use_direct(g),
                     wino,
+                    params,
                 );
             });
         // Reduce the per-thread partials in a fixed order (deterministic for a thread count).
         let (np, co) = (g.c_out * g.patch(), g.c_out);
-        let mut db = db;
+        let (mut dw, mut db) = (dw, db);
         for bufs in per_chunk[..PER * chunks].chunks_exact(PER) {
-            dw.iter_mut().zip(&bufs[3][..np]).for_each(|(d, p)| *d += p);
+            if let Some(dw) = dw.as_deref_mut() {
+                dw.iter_mut().zip(&bufs[3][..np]).for_each(|(d, p)| *d += p);
+            }
             if let Some(db) = db.as_deref_mut() {
                 db.iter_mut().zip(&bufs[4][..co]).for_each(|(d, p)| *d += p);
             }
@@ -1399,7 +1435,19 @@ mod tests {
                         let dxs = with_dx.then_some(&mut dx[..]);
                         let pre = act.needs_input().then_some(&p0[..]);
                         conv_backward_chunk(
-                            dxs, &dy, &y0, pre, &x, &w, &g, act, bufs, g.n, direct, None,
+                            dxs,
+                            &dy,
+                            &y0,
+                            pre,
+                            &x,
+                            &w,
+                            &g,
+                            act,
+                            bufs,
+                            g.n,
+                            direct,
+                            None,
+                            ParamGrads::ALL,
                         );
                         (b[3][..w.len()].to_vec(), b[4][..g.c_out].to_vec(), dx)
                     };
@@ -1537,6 +1585,7 @@ mod tests {
                     g.n,
                     false,
                     wino,
+                    ParamGrads::ALL,
                 );
                 (dx, b[3][..w.len()].to_vec())
             };

@@ -190,7 +190,7 @@ pub trait Backend: Send + Sync {
     fn conv2d_backward(
         &self,
         dx: Option<&mut [f32]>,
-        dw: &mut [f32],
+        dw: Option<&mut [f32]>,
         db: Option<&mut [f32]>,
         dy: &[f32],
         y: &[f32],

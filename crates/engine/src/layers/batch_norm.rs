@@ -35,6 +35,8 @@ pub struct BatchNorm {
     var: Vec<f32>,
     sum_dy: Vec<f32>,
     sum_dy_xhat: Vec<f32>,
+    /// No parameter gradients in backward ([`Layer::set_frozen`]).
+    frozen: bool,
     backend: &'static dyn Backend,
 }
 
@@ -59,6 +61,7 @@ impl BatchNorm {
             var: vec![0.0; channels],
             sum_dy: vec![0.0; channels],
             sum_dy_xhat: vec![0.0; channels],
+            frozen: false,
             backend: cpu(),
         }
     }
@@ -152,9 +155,11 @@ impl Layer for BatchNorm {
             &self.xhat.data,
             c,
         );
-        for ch in 0..c {
-            self.beta.grad.data[ch] += self.sum_dy[ch];
-            self.gamma.grad.data[ch] += self.sum_dy_xhat[ch];
+        if !self.frozen {
+            for ch in 0..c {
+                self.beta.grad.data[ch] += self.sum_dy[ch];
+                self.gamma.grad.data[ch] += self.sum_dy_xhat[ch];
+            }
         }
         let Some(dx) = dinputs[0].as_deref_mut() else {
             return;
@@ -182,6 +187,10 @@ impl Layer for BatchNorm {
                 }
             }
         }
+    }
+
+    fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -27,6 +27,8 @@ pub struct Conv2d {
     /// Pre-activation `[n, oh, ow, out_ch]`, kept only when the activation's derivative needs it.
     pre: Tensor,
     scratch: Scratch,
+    /// No parameter gradients in backward ([`Layer::set_frozen`]).
+    frozen: bool,
     backend: &'static dyn Backend,
 }
 
@@ -61,6 +63,7 @@ impl Conv2d {
             bias: bias.then(|| Param::new("bias", Tensor::zeros(&[out_ch]))),
             pre: Tensor::default(),
             scratch: Scratch::default(),
+            frozen: false,
             backend: cpu(),
         }
     }
@@ -173,8 +176,11 @@ impl Layer for Conv2d {
         let pre = self.activation.needs_input().then_some(&self.pre.data[..]);
         self.backend.conv2d_backward(
             dx,
-            &mut self.weight.grad.data,
-            self.bias.as_mut().map(|b| &mut b.grad.data[..]),
+            (!self.frozen).then_some(&mut self.weight.grad.data[..]),
+            self.bias
+                .as_mut()
+                .filter(|_| !self.frozen)
+                .map(|b| &mut b.grad.data[..]),
             &dout.data,
             &out.data,
             pre,
@@ -184,6 +190,10 @@ impl Layer for Conv2d {
             self.activation,
             &mut self.scratch,
         );
+    }
+
+    fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -21,6 +21,8 @@ pub struct Dense {
     pre: Tensor,
     /// `dz = dy ⊙ act'` `[n, out]`, reused every step.
     dz: Tensor,
+    /// No parameter gradients in backward ([`Layer::set_frozen`]).
+    frozen: bool,
     backend: &'static dyn Backend,
 }
 
@@ -44,6 +46,7 @@ impl Dense {
             bias: bias.then(|| Param::new("bias", Tensor::zeros(&[outputs]))),
             pre: Tensor::default(),
             dz: Tensor::default(),
+            frozen: false,
             backend: cpu(),
         }
     }
@@ -140,24 +143,26 @@ impl Layer for Dense {
             );
             &self.dz.data
         };
-        // db[out] += Σ_n dz
-        if let Some(b) = &mut self.bias {
-            for row in dz.chunks_exact(dn) {
-                b.grad.data.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+        if !self.frozen {
+            // db[out] += Σ_n dz
+            if let Some(b) = &mut self.bias {
+                for row in dz.chunks_exact(dn) {
+                    b.grad.data.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+                }
             }
+            // dw[in, out] += xᵀ · dz
+            self.backend.gemm(
+                din,
+                dn,
+                n,
+                &x.data,
+                true,
+                dz,
+                false,
+                &mut self.weight.grad.data,
+                true,
+            );
         }
-        // dw[in, out] += xᵀ · dz
-        self.backend.gemm(
-            din,
-            dn,
-            n,
-            &x.data,
-            true,
-            dz,
-            false,
-            &mut self.weight.grad.data,
-            true,
-        );
         // dx[n, in] += dz · wᵀ
         if let Some(dx) = dinputs[0].as_deref_mut() {
             self.backend.gemm(
@@ -172,6 +177,10 @@ impl Layer for Dense {
                 true,
             );
         }
+    }
+
+    fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
     }
 
     fn params(&self) -> Vec<&Param> {

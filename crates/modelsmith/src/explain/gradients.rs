@@ -59,7 +59,9 @@ pub struct Explainer {
 
 impl Explainer {
     pub fn new(meta: ModelMeta, mut net: Network) -> Explainer {
+        // Only the input's gradient is wanted: no parameter gradients, no im2col for them.
         net.set_input_gradient(true);
+        net.set_frozen(true);
         Explainer {
             meta,
             net,
@@ -88,6 +90,11 @@ impl Explainer {
 
     pub(crate) fn network(&self) -> &Network {
         &self.net
+    }
+
+    /// The network, e.g. to turn on per-layer timing ([`Network::set_timing`]).
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.net
     }
 
     /// Checks that `target` is one of the model's outputs.
@@ -236,7 +243,10 @@ fn output_gradient(
                 for j in 0..k {
                     dz[j] = -pt * p[j];
                 }
-                dz[t.0] += pt;
+                // p_t (1 - p_t) with 1 - p_t summed from the other classes: a confident
+                // prediction's 1 - p_t cancels to a few bits in f32.
+                let rest: f32 = (0..k).filter(|&j| j != t.0).map(|j| p[j]).sum();
+                dz[t.0] = pt * rest;
                 values.push(pt);
             }
             Task::Regression { targets: scales } => {
