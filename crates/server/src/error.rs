@@ -60,8 +60,11 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"modelsmith\""),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            // Overloaded or shutting down: worth another try in a moment.
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            // Overloaded, busy or shutting down: worth another try in a moment.
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -36,7 +36,10 @@ pub struct ModelPath {
 }
 
 impl ModelPath {
-    fn model<'s>(&self, state: &'s AppState) -> Result<&'s std::sync::Arc<ServedModel>, ApiError> {
+    pub(crate) fn model<'s>(
+        &self,
+        state: &'s AppState,
+    ) -> Result<&'s std::sync::Arc<ServedModel>, ApiError> {
         state.models.versioned(&self.name, self.version.as_deref())
     }
 }
@@ -184,10 +187,22 @@ struct InferRequest {
 
 /// The request's own parameters this server reads (others are ignored, as the protocol allows).
 #[derive(Deserialize, Default)]
-struct RequestParameters {
+pub(crate) struct RequestParameters {
     /// Every output as binary data (the binary tensor extension).
     #[serde(default)]
     binary_data_output: bool,
+    /// `/explain`: the method (`ig`, `saliency`, `input-x-gradient`, `occlusion`, `gradcam`).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `/explain`: the class or target, by name or index; default: the predicted class.
+    #[serde(default)]
+    pub target: Option<Value>,
+    /// `/explain`: `black`, `blurred`, `noise` (images) or `mean` (tables).
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// `/explain`: Integrated Gradients' steps.
+    #[serde(default)]
+    pub steps: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -255,12 +270,24 @@ pub async fn infer(
     answer.map(|(response, _)| response)
 }
 
-async fn infer_model(
+/// An inference request's inputs, checked against the model, with what else it asked for.
+pub(crate) struct ParsedRequest {
+    pub id: Option<Value>,
+    /// The model inputs laid end to end.
+    pub inputs: Vec<f32>,
+    pub batch: usize,
+    outputs: Option<Vec<RequestedOutput>>,
+    pub parameters: RequestParameters,
+}
+
+/// Reads an inference request body (JSON, or JSON then binary tensors) for `model`: what
+/// `/infer` and `/explain` both take.
+pub(crate) fn parse_request(
     state: &AppState,
     model: &ServedModel,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(Response, usize), ApiError> {
+) -> Result<ParsedRequest, ApiError> {
     let body = body.map_err(|e| state.body_error(e))?;
     let body = binary_tensor::split(headers, body)?;
     let request: InferRequest = serde_json::from_slice(&body.json)
@@ -283,9 +310,31 @@ async fn infer_model(
     }
     cursor.finish()?;
     let (inputs, batch) = model_input(model, inputs)?;
+    Ok(ParsedRequest {
+        id: request.id,
+        inputs,
+        batch,
+        outputs: request.outputs,
+        parameters: request.parameters,
+    })
+}
+
+async fn infer_model(
+    state: &AppState,
+    model: &ServedModel,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Response, usize), ApiError> {
+    let ParsedRequest {
+        id,
+        inputs,
+        batch,
+        outputs: requested,
+        parameters,
+    } = parse_request(state, model, headers, body)?;
     let output_name = model.meta.data.task.output_name();
-    let mut binary_output = request.parameters.binary_data_output;
-    if let Some(outputs) = &request.outputs {
+    let mut binary_output = parameters.binary_data_output;
+    if let Some(outputs) = &requested {
         if let Some(bad) = outputs.iter().find(|o| o.name != output_name) {
             return Err(ApiError::bad_request(format!(
                 "unknown output '{}'; this model's output is '{output_name}'",
@@ -310,7 +359,7 @@ async fn infer_model(
     let response = InferResponse {
         model_name: &model.name,
         model_version: MODEL_VERSION,
-        id: request.id,
+        id,
         outputs: [OutputTensor {
             name: output_name,
             datatype: DATATYPE,

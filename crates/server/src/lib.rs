@@ -9,7 +9,8 @@
 //! GET  /v2/models/{name}            model metadata: input/output names, shapes, datatypes
 //! GET  /v2/models/{name}/ready      model readiness
 //! POST /v2/models/{name}/infer      KServe v2 inference on preprocessed FP32 tensors
-//!      /v2/models/{name}/versions/1[/ready|/infer]   the same, at the model's one version
+//! POST /v2/models/{name}/explain    the same input -> attributions (see [`explain_api`])
+//!      /v2/models/{name}/versions/1[/ready|/infer|/explain]   the same, at the one version
 //! POST /predict[?top_k=K&model=M]   PNG/JPEG body or JSON inputs -> top-k classes
 //! GET  /metrics                     Prometheus text format
 //! ```
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod batcher;
 pub mod binary_tensor;
 pub mod error;
+pub mod explain_api;
 pub mod grpc;
 pub mod infer_input;
 pub mod kserve;
@@ -117,6 +119,7 @@ impl Server {
                 decode_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, |n| n.get()),
                 )),
+                explain_slots: Arc::new(tokio::sync::Semaphore::new(explain_api::EXPLAIN_SLOTS)),
             },
             token: options.token.as_deref().map(Arc::from),
             drain: options.drain,
@@ -137,6 +140,7 @@ impl Server {
             .route("/v2/models/{name}", get(kserve::model_metadata))
             .route("/v2/models/{name}/ready", get(kserve::model_ready))
             .route("/v2/models/{name}/infer", post(kserve::infer))
+            .route("/v2/models/{name}/explain", post(explain_api::explain))
             .route("/v2/models/{name}/config", get(kserve::model_config))
             .route("/v2/models/{name}/stats", get(kserve::model_stats))
             .route("/v2/models/stats", get(kserve::all_stats))
@@ -159,6 +163,10 @@ impl Server {
             .route(
                 "/v2/models/{name}/versions/{version}/infer",
                 post(kserve::infer),
+            )
+            .route(
+                "/v2/models/{name}/versions/{version}/explain",
+                post(explain_api::explain),
             )
             .route("/predict", post(predict_api::predict))
             .route("/metrics", get(metrics::handler));

@@ -63,6 +63,11 @@ pub struct ServedModel {
     pub name: String,
     pub meta: ModelMeta,
     pub batcher: Batcher,
+    /// The model folder, from which `/explain` loads its own copy of the network.
+    pub dir: std::path::PathBuf,
+    /// That copy, loaded on the first explanation (a served model that is never explained
+    /// costs no second network).
+    pub explainer: std::sync::Mutex<Option<modelsmith::explain::Explainer>>,
 }
 
 impl ServedModel {
@@ -127,6 +132,8 @@ impl Models {
                 name: source.name.clone(),
                 meta,
                 batcher,
+                dir: source.dir.clone(),
+                explainer: std::sync::Mutex::new(None),
             };
             by_name.insert(source.name.clone(), Arc::new(model));
         }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// Images decoding at once: one per core.
     pub decode_slots: Arc<tokio::sync::Semaphore>,
+    /// Explanations computed at once ([`crate::explain_api::EXPLAIN_SLOTS`]).
+    pub explain_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {

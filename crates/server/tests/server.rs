@@ -1767,3 +1767,102 @@ async fn the_grpc_listener_holds_new_connections_at_its_cap_until_one_closes() {
     assert!(answered);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn explain_answers_attributions_like_the_library_and_refuses_bad_requests() {
+    use modelsmith::explain::{Baseline, ExplainOptions, Explainer, Method};
+    let server = Running::digits(ServeOptions::default()).await;
+    let inputs: Vec<Vec<f32>> = (0..3).map(digit).collect();
+    let mut body = infer_body(&inputs);
+    body["parameters"] = json!({"method": "ig", "steps": 32});
+    let answer = post_json(server.addr, "/v2/models/digits/explain", &body).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let got = answer.json();
+    assert_eq!(got["id"], "req-1");
+    assert_eq!(got["outputs"][0]["shape"], json!([3, 28, 28, 1]));
+    // The library on the same inputs: the predicted class, the same numbers.
+    let mut explainer = Explainer::load(&fixture().model).unwrap();
+    let x = inputs.concat();
+    let targets = explainer.default_targets(&x);
+    let mut options = ExplainOptions::new(Method::IntegratedGradients, Baseline::Black);
+    options.steps = 32;
+    let want = explainer.explain(&x, &targets, &options).unwrap();
+    let data: Vec<f32> = got["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let want_data: Vec<f32> = want.iter().flat_map(|a| a.values.clone()).collect();
+    assert_close(&data, &want_data);
+    for (e, w) in got["explanations"].as_array().unwrap().iter().zip(&want) {
+        assert_eq!(e["target"], w.target);
+        let c = &e["completeness"];
+        assert!(c["relative_error"].as_f64().unwrap() <= 0.01, "{c}");
+    }
+    // Versioned path, another method, a named target.
+    body["parameters"] = json!({"method": "gradcam", "target": "3"});
+    let answer = post_json(server.addr, "/v2/models/digits/versions/1/explain", &body).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let got = answer.json();
+    assert_eq!(got["method"], "gradcam");
+    assert!(got["explanations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["output"] == "3"));
+
+    // Bad requests: one JSON error line each.
+    let cases = [
+        (json!({"method": "lime"}), "unknown explanation method"),
+        (json!({"target": "dog"}), "no class of that name"),
+        (json!({"target": [1]}), "give a class"),
+        (json!({"steps": 0}), "give 1 to 256"),
+        (json!({"steps": 100000}), "give 1 to 256"),
+        (json!({"baseline": "mean"}), "is for tables"),
+    ];
+    for (parameters, needle) in cases {
+        body["parameters"] = parameters;
+        post_json(server.addr, "/v2/models/digits/explain", &body)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, needle);
+    }
+    let many: Vec<Vec<f32>> = (0..17).map(|i| digit(i % 8)).collect();
+    post_json(server.addr, "/v2/models/digits/explain", &infer_body(&many))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "at most 16");
+    post_json(server.addr, "/v2/models/nope/explain", &infer_body(&inputs))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "nope");
+
+    // One explanation at a time: while a long one runs, another gets 429 with Retry-After,
+    // and inference is still answered.
+    let mut long = infer_body(&(0..16).map(digit).collect::<Vec<_>>());
+    long["parameters"] = json!({"steps": 256});
+    let addr = server.addr;
+    let first =
+        tokio::spawn(async move { post_json(addr, "/v2/models/digits/explain", &long).await });
+    // Let it take the slot (a request is parsed in well under this) before probing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut refused = None;
+    while !first.is_finished() {
+        let answer = post_json(addr, "/v2/models/digits/explain", &infer_body(&inputs[..1])).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(answer);
+            let infer = post_json(addr, "/v2/models/digits/infer", &infer_body(&inputs)).await;
+            assert_eq!(infer.status, StatusCode::OK);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let refused = refused.expect("a second explanation during a long one is refused");
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "another explanation");
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+    server.shutdown().await;
+}

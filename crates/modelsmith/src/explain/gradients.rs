@@ -42,7 +42,7 @@ impl ExplainedOutput {
             shown.push("...");
         }
         Err(Error::Config(format!(
-            "--target '{text}': the model has no {what} of that name or index (it has {})",
+            "target '{text}': the model has no {what} of that name or index (it has {})",
             shown.join(", ")
         )))
     }

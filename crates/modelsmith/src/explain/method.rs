@@ -34,9 +34,9 @@ impl Method {
             "gradcam" | "grad-cam" => Method::GradCam,
             other => {
                 return Err(Error::Config(format!(
-                    "unknown explanation method '{other}' (known: {}, permutation)",
-                    Method::NAMES.join(", ")
-                )))
+                "unknown explanation method '{other}' (known: {}; permutation for a table's data)",
+                Method::NAMES.join(", ")
+            )))
             }
         })
     }
