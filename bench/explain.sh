@@ -9,7 +9,7 @@
 #
 # Run: python3 -m venv /tmp/peer && /tmp/peer/bin/pip install tensorflow-cpu onnxruntime scikit-learn
 #      apt-get install -y dataset-fashion-mnist
-#      bench/explain.sh [ROUNDS=3]
+#      bench/explain.sh [ROUNDS=3]          (MODELS=DIR keeps the trained models between runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-/tmp/peer/bin/python}
@@ -22,22 +22,28 @@ BIN=target/release/modelsmith
 echo "## machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
 echo "## 1. agreement with TensorFlow (float64 GradientTape), 100 test digits"
-cargo test --release -q -p modelsmith --test explain_tf -- --nocapture 2>&1 | grep "TensorFlow ="
+cargo test --release -q -p modelsmith --test explain_tf -- --nocapture 2>&1 | grep -F "of the attribution scale"
 
 echo "## 2. completeness and faithfulness, 500 test images each"
-$BIN train --out "$WORK/digits" > /dev/null 2>&1
-$BIN train --data fashion-mnist --epochs 5 --out "$WORK/fashion" > /dev/null 2>&1
-for m in digits fashion; do
-  acc=$(python3 -c "import json; print(json.load(open('$WORK/$m/model.json'))['metrics'].get('test_accuracy'))")
-  echo "$m (test accuracy $acc):"
-  $BIN explain --model "$WORK/$m" --limit 500 --json 2> /dev/null | python3 -c '
+cat > "$WORK/summary.py" <<'PY'
 import json, sys
 d = json.load(sys.stdin)["data"]
 c, f = d["completeness"], d["faithfulness"]
-print(f"  IG {d[\"steps\"]} steps: completeness error mean {100*c[\"mean_relative_error\"]:.2f}%, max {100*c[\"max_relative_error\"]:.2f}%, "
-      f"{100*c[\"within_one_percent\"]:.1f}% within 1% ({c[\"refined\"]} refined, up to {c[\"max_steps\"]} steps)")
-print(f"  deletion AUC {f[\"mean_deletion_auc\"]:.3f} vs random {f[\"mean_random_deletion_auc\"]:.3f}: IG lower for {100*f[\"deletion_beats_random\"]:.1f}% of images; "
-      f"insertion AUC {f[\"mean_insertion_auc\"]:.3f} vs random {f[\"mean_random_insertion_auc\"]:.3f}")'
+print("  IG %d steps: completeness error mean %.2f%%, max %.2f%%, %.1f%% within 1%% (%d refined, up to %d steps)"
+      % (d["steps"], 100 * c["mean_relative_error"], 100 * c["max_relative_error"],
+         100 * c["within_one_percent"], c["refined"], c["max_steps"]))
+print("  deletion AUC %.3f vs random %.3f: IG lower for %.1f%% of images; insertion AUC %.3f vs random %.3f"
+      % (f["mean_deletion_auc"], f["mean_random_deletion_auc"], 100 * f["deletion_beats_random"],
+         f["mean_insertion_auc"], f["mean_random_insertion_auc"]))
+PY
+# MODELS=DIR keeps the trained models there between runs.
+MODELS=${MODELS:-$WORK}
+[ -f "$MODELS/digits/model.json" ] || $BIN train --out "$MODELS/digits" > /dev/null 2>&1
+[ -f "$MODELS/fashion/model.json" ] || $BIN train --data fashion-mnist --epochs 5 --out "$MODELS/fashion" > /dev/null 2>&1
+for m in digits fashion; do
+  acc=$(python3 -c "import json; print(round(json.load(open('$MODELS/$m/model.json'))['metrics'].get('test_accuracy'), 4))")
+  echo "$m (test accuracy $acc):"
+  $BIN explain --model "$MODELS/$m" --limit 500 --json 2> /dev/null | python3 "$WORK/summary.py"
 done
 
 echo "## 3. permutation importance beside scikit-learn"
@@ -46,8 +52,8 @@ echo "## 3. permutation importance beside scikit-learn"
 
 echo "## 4. IG speed, 50 steps, seed CNN (seconds, best of 5 per round)"
 for r in $(seq "$ROUNDS"); do
-  ours=$(target/release/examples/explain_speed "$WORK/digits" 5)
-  tf=$("$PY" bench/tf_explain.py speed "$WORK/digits" 5 2> /dev/null)
+  ours=$(target/release/examples/explain_speed "$MODELS/digits" 5)
+  tf=$("$PY" bench/tf_explain.py speed "$MODELS/digits" 5 2> /dev/null)
   python3 -c "
 import json
 o, t = json.loads('$ours'), json.loads('$tf')

@@ -349,6 +349,16 @@ fn checksums_cover_every_file_verify_and_catch_tampering() {
         "README.md",
         "bin/modelsmith",
         "client.py",
+        "explain/ig-0.png",
+        "explain/ig-1.png",
+        "explain/ig-2.png",
+        "explain/ig-3.png",
+        "explain/ig-4.png",
+        "explain/ig-5.png",
+        "explain/ig-6.png",
+        "explain/ig-7.png",
+        "explain/ig-8.png",
+        "explain/ig-9.png",
         "k8s/deployment.yaml",
         "k8s/hpa.yaml",
         "k8s/kustomization.yaml",
@@ -480,9 +490,15 @@ fn bundled_model_predicts_like_the_original_and_the_card_reports_it() {
         "/predict?top_k=3".to_string(),
         "python3 client.py digit.png".to_string(),
         "| optimizer | `sgd` |".to_string(),
+        "## What the model looks at".to_string(),
+        "Integrated Gradients (black baseline, 50 steps) on 100 held-out examples of `digits`"
+            .to_string(),
+        "![7](explain/ig-7.png)".to_string(),
     ] {
         assert!(card.contains(&needle), "the card lacks {needle:?}");
     }
+    // The class maps the card shows are in the bundle.
+    assert!(out.join("explain/ig-7.png").is_file());
     // Latency: one row per batch size, figures from the summary.
     let latency = summary.latency.as_ref().unwrap();
     assert_eq!(

@@ -10,7 +10,7 @@
 //! The answer holds one `attributions` tensor shaped like the input and, per input, the
 //! explained output, its value and (Integrated Gradients) the completeness check. An
 //! explanation costs tens of forward and backward passes, so it has its own limits: at most
-//! [`MAX_EXPLAIN_INPUTS`] inputs and [`MAX_EXPLAIN_STEPS`] steps per request, and
+//! [`MAX_EXPLAIN_INPUTS`] inputs and [`MAX_EXPLAIN_STEPS`] steps per input (refinement included), and
 //! [`EXPLAIN_SLOTS`] explanation at a time across the server — another request meanwhile gets
 //! 429 with `Retry-After`, so explanations cannot starve inference of cores.
 
@@ -31,9 +31,9 @@ use crate::state::AppState;
 
 /// Most inputs one explanation request may carry.
 pub const MAX_EXPLAIN_INPUTS: usize = 16;
-/// Most Integrated Gradients steps a request may ask for (refinement may go to 16 times the
-/// steps asked for, so this bounds one input's cost too).
-pub const MAX_EXPLAIN_STEPS: usize = 256;
+/// Most Integrated Gradients steps a request may ask for, and the most refinement may reach:
+/// one input costs at most this many passes.
+pub const MAX_EXPLAIN_STEPS: usize = 1024;
 /// Explanations computed at once, server-wide.
 pub const EXPLAIN_SLOTS: usize = 1;
 
@@ -61,6 +61,7 @@ pub async fn explain(
         None => Baseline::default_for(&model.meta.data.preprocessing),
     };
     let mut options = ExplainOptions::new(method, baseline);
+    options.max_steps = MAX_EXPLAIN_STEPS;
     if let Some(steps) = p.steps {
         if steps == 0 || steps > MAX_EXPLAIN_STEPS {
             return Err(ApiError::bad_request(format!(

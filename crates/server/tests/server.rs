@@ -1822,8 +1822,8 @@ async fn explain_answers_attributions_like_the_library_and_refuses_bad_requests(
         (json!({"method": "lime"}), "unknown explanation method"),
         (json!({"target": "dog"}), "no class of that name"),
         (json!({"target": [1]}), "give a class"),
-        (json!({"steps": 0}), "give 1 to 256"),
-        (json!({"steps": 100000}), "give 1 to 256"),
+        (json!({"steps": 0}), "give 1 to 1024"),
+        (json!({"steps": 100000}), "give 1 to 1024"),
         (json!({"baseline": "mean"}), "is for tables"),
     ];
     for (parameters, needle) in cases {

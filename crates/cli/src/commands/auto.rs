@@ -297,6 +297,9 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
         f.latency_ms
     );
     eprintln!("saved {} (ONNX: {})", f.out.display(), f.onnx.display());
+    if let Some(e) = &r.explanation {
+        super::explain::print_final(e);
+    }
     eprintln!(
         "next: modelsmith studies show {} --storage {}  (every trial and the Pareto front)",
         r.study,

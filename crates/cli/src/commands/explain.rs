@@ -6,9 +6,9 @@ use modelsmith::data::Preprocessing;
 use modelsmith::explain::faithfulness::{self, Faithfulness};
 use modelsmith::explain::permutation::{PermutationImportance, DEFAULT_REPEATS};
 use modelsmith::explain::{
-    explain_data, heatmap, output_names, Attribution, Baseline, Completeness, DataExplanation,
-    ExplainOptions, ExplainedOutput, Explainer, Method, Units, DEFAULT_LIMIT, DEFAULT_STEPS,
-    DEFAULT_TOLERANCE,
+    explain_data, file_safe, heatmap, output_names, write_class_maps, Attribution, Baseline,
+    Completeness, DataExplanation, ExplainOptions, ExplainedOutput, Explainer, Method, Units,
+    DEFAULT_LIMIT, DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE,
 };
 use modelsmith::predict::read_inputs;
 use modelsmith::train::{scoring_data, ScoringData};
@@ -46,9 +46,12 @@ pub struct ExplainArgs {
     #[arg(long, default_value_t = DEFAULT_STEPS)]
     steps: usize,
     /// Integrated Gradients: inputs whose attributions miss f(x) - f(baseline) by more than
-    /// this share are integrated again with twice the steps (up to 16 times); 0 turns it off.
+    /// this share are integrated again with twice the steps (up to --max-steps); 0 turns it off.
     #[arg(long, default_value_t = DEFAULT_TOLERANCE)]
     tolerance: f32,
+    /// Integrated Gradients: the most steps refinement may reach.
+    #[arg(long, default_value_t = DEFAULT_MAX_STEPS)]
+    max_steps: usize,
     /// Occlusion's window side in pixels (default: a seventh of the image's shorter side).
     #[arg(long)]
     window: Option<usize>,
@@ -142,6 +145,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         .into());
     }
     options.tolerance = (args.tolerance > 0.0).then_some(args.tolerance);
+    options.max_steps = args.max_steps;
     options.window = args.window;
     options.seed = args.seed;
     let out_dir = args
@@ -180,28 +184,8 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         let (summary, _) =
             explain_data(&mut explainer, &spec, &data, &options, args.limit, target)?;
         print_summary(&summary, is_table);
-        if let Preprocessing::Image {
-            height,
-            width,
-            channels,
-            scale,
-        } = preprocessing
-        {
-            create_dir(&out_dir)?;
-            for map in &summary.per_output {
-                let img = heatmap::overlay(
-                    &map.mean_input,
-                    &map.mean_attribution,
-                    height,
-                    width,
-                    channels,
-                    scale,
-                );
-                let path =
-                    out_dir.join(format!("{}-{}.png", method.name(), file_safe(&map.output)));
-                heatmap::save(&img, &path)?;
-                report.heatmaps.push(path);
-            }
+        report.heatmaps = write_class_maps(&summary, &preprocessing, &out_dir)?;
+        if !report.heatmaps.is_empty() {
             eprintln!(
                 "{} class map(s) written to {}",
                 report.heatmaps.len(),
@@ -383,15 +367,42 @@ fn create_dir(dir: &Path) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", dir.display()))
 }
 
-/// A class name as part of a file name.
-fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// The few lines `auto` ends with: what the final model looks at.
+pub fn print_final(e: &modelsmith::auto::FinalExplanation) {
+    let s = &e.summary;
+    let f = &s.faithfulness;
+    let mut line = format!(
+        "what it looks at ({} test examples, Integrated Gradients): deleting the most attributed inputs first beats a random order for {:.0}% of them",
+        s.explained,
+        100.0 * f.deletion_beats_random
+    );
+    if let Some(c) = s.completeness {
+        line.push_str(&format!(
+            ", completeness error {:.2}% on average",
+            100.0 * c.mean_relative_error
+        ));
+    }
+    eprintln!("{line}");
+    if let Some(p) = &e.permutation {
+        let top: Vec<String> = p
+            .columns
+            .iter()
+            .take(5)
+            .map(|c| {
+                format!(
+                    "{} {:+.3} [{:+.3}, {:+.3}]",
+                    c.column, c.importance, c.low, c.high
+                )
+            })
+            .collect();
+        let what = if p.metric == "rmse" {
+            "RMSE gained"
+        } else {
+            "accuracy lost"
+        };
+        eprintln!("  permutation importance ({what}): {}", top.join(", "));
+    }
+    if let Some(dir) = e.maps.first().and_then(|p| p.parent()) {
+        eprintln!("  class maps: {} ({} PNGs)", dir.display(), e.maps.len());
+    }
 }

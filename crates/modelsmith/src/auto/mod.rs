@@ -11,6 +11,7 @@
 //! or the best). [`pareto_front`] gives the accuracy/params/latency trade-off.
 
 mod artifacts;
+mod explain_final;
 mod final_ensemble;
 mod finalize;
 pub mod hparams;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use artifacts::{Artifacts, WEIGHTS_ATTR};
+pub use explain_final::FinalExplanation;
 pub use finalize::FinalModel;
 pub use objective::{INFEASIBLE_ATTR, START_ATTR};
 pub use pareto::{arch_points, pareto_front, ArchPoint};
@@ -288,6 +290,10 @@ pub struct AutoReport {
     pub leaderboard: Vec<ArchPoint>,
     pub pareto_front: Vec<ArchPoint>,
     pub final_model: FinalModel,
+    /// What the final model looks at (absent if explaining it failed; the search's result
+    /// stands either way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<FinalExplanation>,
 }
 
 /// Rows in the report's leaderboard.
@@ -405,6 +411,13 @@ pub fn run_auto(
         observer,
     }
     .run(best, out, time_left)?;
+    let explanation = match explain_final::explain_final(out, &data.test) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            observer.on_message(&format!("explaining the final model failed: {e}"));
+            None
+        }
+    };
 
     let mut leaderboard = arch_points(&trials);
     pareto::sort_best_first(&mut leaderboard, direction);
@@ -426,6 +439,7 @@ pub fn run_auto(
         metric: metric.name(),
         pareto_front: pareto_front(&trials, direction),
         final_model,
+        explanation,
     })
 }
 

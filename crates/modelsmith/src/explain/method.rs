@@ -5,19 +5,23 @@ use serde::Serialize;
 use super::{Baseline, ExplainedOutput, Explainer};
 use crate::{Error, Result};
 
-/// How to attribute one prediction to the input's values.
+/// How to attribute one prediction to the input's values (serialized by its CLI name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Method {
     /// `∂f/∂x`.
+    #[serde(rename = "saliency")]
     Saliency,
     /// `(x - baseline) ⊙ ∂f/∂x`.
+    #[serde(rename = "input-x-gradient")]
     InputXGradient,
     /// `(x - baseline) ⊙ ∫₀¹ ∂f/∂x(baseline + α(x - baseline)) dα`.
+    #[serde(rename = "ig")]
     IntegratedGradients,
     /// The fall of `f` when a window of the input is set to the baseline.
+    #[serde(rename = "occlusion")]
     Occlusion,
     /// The last convolution's feature maps weighted by their mean gradient (images only).
+    #[serde(rename = "gradcam")]
     GradCam,
 }
 
@@ -62,6 +66,8 @@ pub struct ExplainOptions {
     /// Integrated Gradients: inputs whose completeness error is above this share of
     /// `|f(x) - f(baseline)|` are integrated again with more steps; `None` keeps `steps`.
     pub tolerance: Option<f32>,
+    /// Integrated Gradients: refinement doubles the steps while they stay within this.
+    pub max_steps: usize,
     /// Occlusion's window side in pixels (tables: one column at a time).
     pub window: Option<usize>,
     /// Seeds the noise baseline.
@@ -75,6 +81,7 @@ impl ExplainOptions {
             baseline,
             steps: super::DEFAULT_STEPS,
             tolerance: Some(super::integrated::DEFAULT_TOLERANCE),
+            max_steps: super::integrated::DEFAULT_MAX_STEPS,
             window: None,
             seed: 0,
         }
@@ -180,6 +187,7 @@ impl Explainer {
                 targets,
                 options.steps,
                 options.tolerance,
+                options.max_steps,
             ),
             Method::Occlusion => self.occlusion(x, &baselines, targets, options.window),
             Method::GradCam => self.grad_cam(x, targets),

@@ -31,14 +31,16 @@ pub mod heatmap;
 pub(crate) mod integrated;
 mod method;
 mod occlusion;
+mod overview;
 pub mod permutation;
 mod summary;
 mod units;
 
 pub use baseline::Baseline;
 pub use gradients::{ExplainedOutput, Explainer};
-pub use integrated::{gauss_legendre, DEFAULT_STEPS, DEFAULT_TOLERANCE};
+pub use integrated::{gauss_legendre, DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE};
 pub use method::{Attribution, Completeness, ExplainOptions, Method};
+pub use overview::{file_safe, overview, write_class_maps, Overview, OVERVIEW_EXAMPLES};
 pub use summary::{
     explain_data, output_names, CompletenessSummary, DataExplanation, OutputMap, DEFAULT_LIMIT,
 };

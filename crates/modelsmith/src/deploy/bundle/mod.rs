@@ -200,6 +200,7 @@ impl Contents<'_> {
             k8s::to_yaml(&k8s::inference_service(s)),
         )?;
         write(&dir.join("client.py"), self.client())?;
+        let looks_at = self.explain(dir);
 
         let mut files = Vec::new();
         for path in checksums::bundle_files(dir)? {
@@ -212,9 +213,32 @@ impl Contents<'_> {
             latency: self.latency,
             onnx_skipped: onnx_skipped.as_deref(),
             files: &files,
+            looks_at: &looks_at,
         });
         write(&dir.join("README.md"), card)?;
         Ok(onnx_skipped)
+    }
+
+    /// What the model looks at, for the card: an overview of its held-out data (class maps
+    /// written to `explain/`), or why there is none (the data is not on this machine, say).
+    fn explain(&self, dir: &Path) -> std::result::Result<card::LooksAt, String> {
+        let scoring =
+            crate::train::scoring_data(self.meta, None, None).map_err(|e| e.to_string())?;
+        let mut explainer =
+            crate::explain::Explainer::load(self.model_dir).map_err(|e| e.to_string())?;
+        let overview = crate::explain::overview(&mut explainer, &scoring.spec, &scoring.data)
+            .map_err(|e| e.to_string())?;
+        let maps = crate::explain::write_class_maps(
+            &overview.summary,
+            &self.meta.data.preprocessing,
+            &dir.join("explain"),
+        )
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|p| p.strip_prefix(dir).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+        Ok(card::LooksAt { overview, maps })
     }
 
     fn client(&self) -> String {
