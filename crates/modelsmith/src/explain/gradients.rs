@@ -53,7 +53,8 @@ impl ExplainedOutput {
 pub struct Explainer {
     pub meta: ModelMeta,
     net: Network,
-    logits: Vec<f32>,
+    /// Every output of the inputs [`Explainer::values`] was asked about, reused between calls.
+    outputs_buf: Vec<f32>,
     dlogits: modelsmith_engine::Tensor,
 }
 
@@ -65,7 +66,7 @@ impl Explainer {
         Explainer {
             meta,
             net,
-            logits: Vec::new(),
+            outputs_buf: Vec::new(),
             dlogits: modelsmith_engine::Tensor::default(),
         }
     }
@@ -149,12 +150,12 @@ impl Explainer {
     /// The explained output `f` of each input in `x` (`targets[i]` for input `i`), into `values`.
     pub fn values(&mut self, x: &[f32], targets: &[ExplainedOutput], values: &mut Vec<f32>) {
         let (len, k) = (self.input_len(), self.outputs());
-        let mut all = std::mem::take(&mut self.logits);
+        let mut all = std::mem::take(&mut self.outputs_buf);
         self.all_outputs(x, &mut all);
         values.clear();
         values.extend(all.chunks_exact(k).zip(targets).map(|(row, t)| row[t.0]));
         debug_assert_eq!(values.len(), x.len() / len);
-        self.logits = all;
+        self.outputs_buf = all;
     }
 
     /// `f` of each input in `x` and its gradient with respect to the input, into `values` (one
@@ -166,7 +167,7 @@ impl Explainer {
         values: &mut Vec<f32>,
         grads: &mut Vec<f32>,
     ) {
-        let (len, k) = (self.input_len(), self.outputs());
+        let len = self.input_len();
         let n = x.len() / len;
         assert_eq!(targets.len(), n, "one target per input");
         values.clear();
@@ -176,18 +177,7 @@ impl Explainer {
             .chunks(ROWS_PER_PASS * len)
             .zip(targets.chunks(ROWS_PER_PASS))
         {
-            let rows = chunk.len() / len;
-            let logits = self.net.forward_slice(chunk, rows, Mode::Explain);
-            self.dlogits.resize(&logits.shape);
-            output_gradient(
-                &self.meta.data.task,
-                &logits.data,
-                ts,
-                k,
-                values,
-                &mut self.dlogits.data,
-            );
-            self.net.backward(&self.dlogits);
+            self.forward_backward(chunk, ts, values);
             grads.extend_from_slice(&self.net.gradient(0).data);
         }
     }
@@ -200,21 +190,26 @@ impl Explainer {
         targets: &[ExplainedOutput],
         visit: impl FnOnce(&Network) -> R,
     ) -> R {
-        let (len, k) = (self.input_len(), self.outputs());
-        let rows = x.len() / len;
+        self.forward_backward(x, targets, &mut Vec::new());
+        visit(&self.net)
+    }
+
+    /// One engine pass over the inputs in `x`: forward, the explained outputs (appended to
+    /// `values`) and their gradient, backward to the input.
+    fn forward_backward(&mut self, x: &[f32], targets: &[ExplainedOutput], values: &mut Vec<f32>) {
+        let rows = x.len() / self.input_len();
+        let k = self.outputs();
         let logits = self.net.forward_slice(x, rows, Mode::Explain);
         self.dlogits.resize(&logits.shape);
-        let mut values = Vec::new();
         output_gradient(
             &self.meta.data.task,
             &logits.data,
             targets,
             k,
-            &mut values,
+            values,
             &mut self.dlogits.data,
         );
         self.net.backward(&self.dlogits);
-        visit(&self.net)
     }
 }
 
