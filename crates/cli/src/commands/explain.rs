@@ -216,8 +216,14 @@ fn explain_inputs(
     };
     let attributions = explainer.explain(&x, &targets, options)?;
     let baselines = options.baseline.build(&x, &preprocessing, options.seed)?;
-    let values: Vec<Vec<f32>> = attributions.iter().map(|a| a.values.clone()).collect();
-    let scores = faithfulness::score(explainer, &x, &baselines, &targets, &values, options.seed);
+    let scores = faithfulness::score(
+        explainer,
+        &x,
+        &baselines,
+        &targets,
+        &attributions,
+        options.seed,
+    );
     let names = output_names(explainer.task());
     let units = Units::of(&preprocessing);
     let mut out = Vec::new();

@@ -7,7 +7,7 @@
 use modelsmith_engine::rng::SplitMix64;
 use serde::Serialize;
 
-use super::{ExplainedOutput, Explainer, Units};
+use super::{Attribution, ExplainedOutput, Explainer, Units};
 
 /// Points on each curve after the start: 5% of the units per point.
 pub const CURVE_STEPS: usize = 20;
@@ -54,14 +54,14 @@ impl FaithfulnessSummary {
     }
 }
 
-/// Scores each input's explanation (`attributions[i]`, one value per model input) by deletion
-/// and insertion, against a random order drawn from `seed` and the input's number.
+/// Scores each input's explanation (`attributions[i]`) by deletion and insertion, against a
+/// random order drawn from `seed` and the input's number.
 pub fn score(
     explainer: &mut Explainer,
     x: &[f32],
     baselines: &[f32],
     targets: &[ExplainedOutput],
-    attributions: &[Vec<f32>],
+    attributions: &[Attribution],
     seed: u64,
 ) -> Vec<Faithfulness> {
     let len = explainer.input_len();
@@ -76,7 +76,7 @@ pub fn score(
         .zip(attributions)
         .enumerate()
     {
-        let scores = units.sum(attr);
+        let scores = units.sum(&attr.values);
         let mut ranked: Vec<usize> = (0..units.len()).collect();
         ranked.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
         let mut random: Vec<usize> = (0..units.len()).collect();

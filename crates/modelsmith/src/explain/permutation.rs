@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{Explainer, Units};
 use crate::data::{Dataset, Preprocessing};
-use crate::task::Task;
+use crate::train::evaluate;
 use crate::{Error, Result};
 
 /// Shuffles per column when the user names no number.
@@ -74,40 +74,12 @@ fn t_quantile(df: usize) -> f32 {
 }
 
 impl Explainer {
-    /// The model's score on `data`: accuracy, or the RMSE in target units (averaged over
-    /// targets), from the outputs of each row.
-    fn score(&mut self, x: &[f32], data: &Dataset, outputs: &mut Vec<f32>) -> f32 {
-        self.all_outputs(x, outputs);
-        let k = self.outputs();
-        match self.task() {
-            Task::Classification { .. } => {
-                let right = outputs
-                    .chunks_exact(k)
-                    .zip(&data.y)
-                    .filter(|(row, &y)| {
-                        let best = (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b]));
-                        best == Some(y as usize)
-                    })
-                    .count();
-                right as f32 / data.len().max(1) as f32
-            }
-            Task::Regression { targets } => {
-                let mut total = 0f64;
-                for (j, t) in targets.iter().enumerate() {
-                    let mse: f64 = outputs
-                        .chunks_exact(k)
-                        .zip(data.values.chunks_exact(k))
-                        .map(|(o, v)| {
-                            let d = o[j] as f64 - t.to_units(v[j]) as f64;
-                            d * d
-                        })
-                        .sum::<f64>()
-                        / data.len().max(1) as f64;
-                    total += mse.sqrt();
-                }
-                (total / targets.len().max(1) as f64) as f32
-            }
-        }
+    /// The model's score on `data` as training reports it: accuracy, or the RMSE in target
+    /// units (averaged over targets).
+    fn score(&mut self, data: &Dataset) -> f32 {
+        let task = self.task().clone();
+        let scores = evaluate(self.network_mut(), data, &task, task.default_loss());
+        scores.accuracy.or(scores.rmse).unwrap_or(f32::NAN)
     }
 
     /// Permutation importance of every column of a table model on `data` (held-out rows).
@@ -138,11 +110,10 @@ impl Explainer {
         }
         let len = self.input_len();
         let units = Units::of(&self.meta.data.preprocessing);
-        let mut outputs = Vec::new();
-        let base = self.score(&data.x, data, &mut outputs);
+        let base = self.score(data);
         let regression = self.task().is_regression();
         let mut columns = Vec::with_capacity(units.len());
-        let (mut sample, mut shuffled) = (data.clone(), Vec::new());
+        let (mut sample, mut shuffled) = (data.clone(), data.clone());
         for (c, (name, group)) in units.names.iter().zip(&units.groups).enumerate() {
             let mut drops = Vec::with_capacity(repeats);
             for r in 0..repeats {
@@ -151,18 +122,18 @@ impl Explainer {
                     .map(|_| (rng.next_u64() % data.len() as u64) as usize)
                     .collect();
                 resample(data, &rows, &mut sample);
-                let as_is = self.score(&sample.x, &sample, &mut outputs);
-                shuffled.clone_from(&sample.x);
+                let as_is = self.score(&sample);
+                shuffled.clone_from(&sample);
                 let mut order: Vec<usize> = (0..rows.len()).collect();
                 for k in (1..order.len()).rev() {
                     order.swap(k, (rng.next_u64() % (k as u64 + 1)) as usize);
                 }
                 for (row, &from) in order.iter().enumerate() {
                     for &j in group {
-                        shuffled[row * len + j] = sample.x[from * len + j];
+                        shuffled.x[row * len + j] = sample.x[from * len + j];
                     }
                 }
-                let s = self.score(&shuffled, &sample, &mut outputs);
+                let s = self.score(&shuffled);
                 drops.push(if regression { s - as_is } else { as_is - s });
             }
             let n = drops.len() as f32;

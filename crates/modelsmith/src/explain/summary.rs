@@ -82,8 +82,14 @@ pub fn explain_data(
     let baselines = options
         .baseline
         .build(x, &explainer.meta.data.preprocessing, options.seed)?;
-    let values: Vec<Vec<f32>> = attributions.iter().map(|a| a.values.clone()).collect();
-    let scores = faithfulness::score(explainer, x, &baselines, &targets, &values, options.seed);
+    let scores = faithfulness::score(
+        explainer,
+        x,
+        &baselines,
+        &targets,
+        &attributions,
+        options.seed,
+    );
     let units = Units::of(&explainer.meta.data.preprocessing);
     let names = output_names(explainer.task());
     let mut per_output = Vec::new();
