@@ -748,3 +748,56 @@ fn dump_dom(chromium: &str, url: &str) -> String {
     assert!(out.status.success(), "chromium: {}", stderr(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+#[test]
+fn report_with_the_final_model_shows_what_it_looks_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("sqlite:{}", study_dir().join("s.db").display());
+    // A model trained on the bundled digits (the explanation fixture of the library's tests).
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../modelsmith/tests/fixtures/explain-cnn");
+    for (format, index) in [("html", "index.html"), ("md", "README.md")] {
+        let run = modelsmith(
+            dir.path(),
+            &[
+                "report",
+                "--storage",
+                &storage,
+                "--study",
+                STUDY,
+                "--out",
+                format,
+                "--format",
+                format,
+                "--model",
+                model.to_str().unwrap(),
+            ],
+        );
+        assert!(run.status.success(), "{}", stderr(&run));
+        let page = std::fs::read_to_string(dir.path().join(format).join(index)).unwrap();
+        assert!(page.contains("What the model looks at"), "{page}");
+        assert!(page.contains("Integrated Gradients (black baseline, 50 steps) on 100 held-out"));
+        let shown = if format == "html" {
+            "src=\"explain/ig-7.png\""
+        } else {
+            "![7](explain/ig-7.png)"
+        };
+        assert!(page.contains(shown), "{format}: {page}");
+        assert!(dir.path().join(format).join("explain/ig-7.png").is_file());
+    }
+    let missing = modelsmith(
+        dir.path(),
+        &[
+            "report",
+            "--storage",
+            &storage,
+            "--study",
+            STUDY,
+            "--out",
+            "x",
+            "--model",
+            "nowhere",
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+}

@@ -24,6 +24,10 @@ pub struct ReportArgs {
     /// index.html with the images, or a Markdown README.md.
     #[arg(long, value_enum, default_value = "html")]
     format: ReportFormat,
+    /// The study's final model (e.g. `auto --out`'s folder): the report ends with what it
+    /// looks at, explained on its held-out data, with class maps in OUT/explain/.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Print what was written as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -44,7 +48,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
         ReportFormat::Html => Format::Html,
         ReportFormat::Md => Format::Markdown,
     };
-    let written = write_report(&report, &args.out, format)?;
+    let looks_at = args
+        .model
+        .as_deref()
+        .map(|model| looks_at(model, &args.out))
+        .transpose()?;
+    let written = write_report(&report, &args.out, format, looks_at.as_ref())?;
     eprintln!(
         "study '{}': {} trials; wrote {} plots and {}",
         args.study,
@@ -56,4 +65,28 @@ pub fn run(args: ReportArgs) -> Result<()> {
         print_json(&written);
     }
     Ok(())
+}
+
+/// An overview of what `model` looks at, its class maps written to `out/explain/`.
+fn looks_at(
+    model: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<modelsmith::explain::LooksAt> {
+    use modelsmith::explain::{overview, write_class_maps, Explainer, LooksAt};
+    let mut explainer = Explainer::load(model)?;
+    let scoring = modelsmith::train::scoring_data(&explainer.meta, None, None)?;
+    let found = overview(&mut explainer, &scoring.spec, &scoring.data)?;
+    let maps = write_class_maps(
+        &found.summary,
+        &explainer.meta.data.preprocessing,
+        &out.join("explain"),
+    )?
+    .iter()
+    .filter_map(|p| p.strip_prefix(out).ok())
+    .map(|p| p.display().to_string())
+    .collect();
+    Ok(LooksAt {
+        overview: found,
+        maps,
+    })
 }

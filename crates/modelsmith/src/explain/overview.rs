@@ -4,11 +4,13 @@
 //! their completeness and faithfulness; tables: permutation importance, plus the per-column
 //! Integrated Gradients summary.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::permutation::{PermutationImportance, DEFAULT_REPEATS};
 use super::{explain_data, heatmap, Baseline, DataExplanation, ExplainOptions, Explainer, Method};
 use crate::data::{Dataset, Preprocessing};
+use crate::task::significant;
 use crate::Result;
 
 /// Held-out examples an overview explains.
@@ -90,4 +92,161 @@ pub fn file_safe(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// An overview and its class maps, as paths relative to the document that shows them (the
+/// model card, a study report).
+pub struct LooksAt {
+    pub overview: Overview,
+    pub maps: Vec<String>,
+}
+
+/// A table of the overview: a table model's permutation importance, or its mean |IG| per
+/// column when there are no class maps to show.
+pub struct LooksAtTable {
+    pub header: [&'static str; 3],
+    pub rows: Vec<[String; 3]>,
+}
+
+impl LooksAt {
+    /// The permutation importance paragraph and table (table models).
+    pub fn permutation(&self) -> Option<(String, LooksAtTable)> {
+        let p = self.overview.permutation.as_ref()?;
+        let what = if p.metric == "rmse" {
+            "RMSE gained (target units)"
+        } else {
+            "accuracy lost"
+        };
+        let text = format!(
+            "Permutation importance on {} held-out rows of `{}`: the {what} when a column's \
+             values are shuffled among the rows ({} shuffles, each on a bootstrap resample; 95% \
+             interval). A column whose interval holds 0 is one the model does not measurably use.",
+            p.rows, self.overview.summary.data, p.repeats
+        );
+        let rows = p
+            .columns
+            .iter()
+            .take(10)
+            .map(|c| {
+                [
+                    c.column.clone(),
+                    significant(c.importance),
+                    format!("{} to {}", significant(c.low), significant(c.high)),
+                ]
+            })
+            .collect();
+        Some((
+            text,
+            LooksAtTable {
+                header: ["column", "importance", "95% interval"],
+                rows,
+            },
+        ))
+    }
+
+    /// The Integrated Gradients sentence: completeness and faithfulness.
+    pub fn integrated_gradients(&self) -> String {
+        let s = &self.overview.summary;
+        let f = &s.faithfulness;
+        let mut text = format!(
+            "Integrated Gradients ({} baseline, {} steps) on {} held-out examples of `{}`",
+            s.baseline,
+            s.steps.unwrap_or(0),
+            s.explained,
+            s.data
+        );
+        if let Some(c) = s.completeness {
+            let _ = write!(
+                text,
+                ": attributions sum to `f(x) - f(baseline)` within {:.2}% on average ({:.0}% of \
+                 examples within 1%)",
+                100.0 * c.mean_relative_error,
+                100.0 * c.within_one_percent
+            );
+        }
+        let _ = write!(
+            text,
+            ". Deleting the most attributed inputs first lowers the explained output faster than \
+             a random order for {:.0}% of them (deletion area {} against {}).",
+            100.0 * f.deletion_beats_random,
+            significant(f.mean_deletion_auc),
+            significant(f.mean_random_deletion_auc)
+        );
+        text
+    }
+
+    /// The class maps with their class names (image models).
+    pub fn class_maps(&self) -> Vec<(&str, &str)> {
+        self.maps
+            .iter()
+            .zip(&self.overview.summary.per_output)
+            .map(|(m, o)| (o.output.as_str(), m.as_str()))
+            .collect()
+    }
+
+    /// Mean |IG| per column, for a table model.
+    pub fn column_attributions(&self) -> Option<LooksAtTable> {
+        if !self.maps.is_empty() || self.overview.permutation.is_none() {
+            return None;
+        }
+        let rows = self
+            .overview
+            .summary
+            .top_units
+            .iter()
+            .take(10)
+            .map(|(name, v)| [name.clone(), significant(*v), String::new()])
+            .collect();
+        Some(LooksAtTable {
+            header: ["column", "mean |attribution|", ""],
+            rows,
+        })
+    }
+}
+
+/// What the class maps are, in one line.
+pub const CLASS_MAPS_CAPTION: &str =
+    "Each class's mean attribution over its mean image (red: evidence for the class, blue: against):";
+
+/// The overview as Markdown (no heading): what the model card and a Markdown report show.
+pub fn looks_at_markdown(found: &LooksAt) -> String {
+    let mut out = String::new();
+    let table = |out: &mut String, t: &LooksAtTable| {
+        let cols: Vec<&str> = t.header.iter().copied().filter(|h| !h.is_empty()).collect();
+        let cell = |c: &str| c.replace('|', "\\|");
+        let _ = writeln!(
+            out,
+            "| {} |",
+            cols.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+        );
+        let _ = writeln!(out, "|{}", "---|".repeat(cols.len()));
+        for r in &t.rows {
+            let _ = writeln!(
+                out,
+                "| {} |",
+                r[..cols.len()]
+                    .iter()
+                    .map(|c| cell(c))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+        }
+        out.push('\n');
+    };
+    if let Some((text, t)) = found.permutation() {
+        let _ = writeln!(out, "{text}\n");
+        table(&mut out, &t);
+    }
+    let _ = writeln!(out, "{}\n", found.integrated_gradients());
+    let maps = found.class_maps();
+    if !maps.is_empty() {
+        let _ = writeln!(out, "{CLASS_MAPS_CAPTION}\n");
+        for (class, path) in maps {
+            let _ = writeln!(out, "![{class}]({path})");
+        }
+        out.push('\n');
+    } else if let Some(t) = found.column_attributions() {
+        table(&mut out, &t);
+    }
+    out
 }

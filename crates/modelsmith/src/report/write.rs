@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::plots::{all_plots, Plot};
 use super::svg::escape;
 use super::{short_number, ReportError, StudyReport, TrialRow};
+use crate::explain::{looks_at_markdown, LooksAt, LooksAtTable, CLASS_MAPS_CAPTION};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -33,11 +34,13 @@ pub struct Written {
 }
 
 /// Writes the plots and the index page into `dir` (created if needed; files of an earlier
-/// report there are replaced).
+/// report there are replaced). With `looks_at` (what the study's final model looks at, its
+/// class maps already in `dir`), the page ends with that section.
 pub fn write_report(
     report: &StudyReport,
     dir: &Path,
     format: Format,
+    looks_at: Option<&LooksAt>,
 ) -> Result<Written, ReportError> {
     let io = |path: &Path, e: std::io::Error| ReportError::Io {
         path: path.display().to_string(),
@@ -52,8 +55,8 @@ pub fn write_report(
         images.push(path);
     }
     let (name, text) = match format {
-        Format::Html => ("index.html", html(report, &plots)),
-        Format::Markdown => ("README.md", markdown(report, &plots)),
+        Format::Html => ("index.html", html(report, &plots, looks_at)),
+        Format::Markdown => ("README.md", markdown(report, &plots, looks_at)),
     };
     let index = dir.join(name);
     std::fs::write(&index, text).map_err(|e| io(&index, e))?;
@@ -112,7 +115,7 @@ fn param_text(v: &serde_json::Value) -> String {
     }
 }
 
-fn html(report: &StudyReport, plots: &[Plot]) -> String {
+fn html(report: &StudyReport, plots: &[Plot], looks_at: Option<&LooksAt>) -> String {
     let o = &report.overview;
     let mut out = String::new();
     let _ = write!(
@@ -157,8 +160,51 @@ fn html(report: &StudyReport, plots: &[Plot]) -> String {
             title = escape(&plot.title)
         );
     }
+    if let Some(found) = looks_at {
+        html_looks_at(&mut out, found);
+    }
     out.push_str("</body></html>\n");
     out
+}
+
+/// The final model's "What the model looks at" section.
+fn html_looks_at(out: &mut String, found: &LooksAt) {
+    out.push_str("<h2 id=\"looks-at\">What the model looks at</h2>\n");
+    let table = |out: &mut String, t: &LooksAtTable| {
+        let cols = t.header.iter().filter(|h| !h.is_empty()).count();
+        out.push_str("<table><tr>");
+        for h in &t.header[..cols] {
+            let _ = write!(out, "<th>{}</th>", escape(h));
+        }
+        out.push_str("</tr>\n");
+        for r in &t.rows {
+            out.push_str("<tr>");
+            for c in &r[..cols] {
+                let _ = write!(out, "<td>{}</td>", escape(c));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n");
+    };
+    if let Some((text, t)) = found.permutation() {
+        let _ = writeln!(out, "<p>{}</p>", escape(&text));
+        table(out, &t);
+    }
+    let _ = writeln!(out, "<p>{}</p>", escape(&found.integrated_gradients()));
+    let maps = found.class_maps();
+    if !maps.is_empty() {
+        let _ = writeln!(out, "<p>{}</p>", escape(CLASS_MAPS_CAPTION));
+        for (class, path) in maps {
+            let _ = writeln!(
+                out,
+                "<figure style=\"display:inline-block;margin:4px\"><img src=\"{p}\" alt=\"{c}\" width=\"140\"><figcaption>{c}</figcaption></figure>",
+                p = escape(path),
+                c = escape(class)
+            );
+        }
+    } else if let Some(t) = found.column_attributions() {
+        table(out, &t);
+    }
 }
 
 /// One table row: `| a | b |`, with `|` inside a cell escaped so every row keeps its cells.
@@ -167,7 +213,7 @@ fn markdown_row(cells: &[String]) -> String {
     format!("| {} |\n", cells.join(" | "))
 }
 
-fn markdown(report: &StudyReport, plots: &[Plot]) -> String {
+fn markdown(report: &StudyReport, plots: &[Plot], looks_at: Option<&LooksAt>) -> String {
     let o = &report.overview;
     let mut out = format!(
         "# Study {}\n\n{}\n\n## Best trials\n\n",
@@ -203,6 +249,10 @@ fn markdown(report: &StudyReport, plots: &[Plot]) -> String {
             plot.title, plot.title, plot.id
         );
     }
+    if let Some(found) = looks_at {
+        out.push_str("\n## What the model looks at\n\n");
+        out.push_str(&looks_at_markdown(found));
+    }
     out
 }
 
@@ -235,7 +285,7 @@ mod tests {
                 trial(1, TrialState::Complete, Some(0.8)),
             ],
         );
-        let widths = table_widths(&markdown(&StudyReport::build(&data), &[]));
+        let widths = table_widths(&markdown(&StudyReport::build(&data), &[], None));
         assert_eq!(widths, vec![2, 2, 2, 2], "{widths:?}");
         // Two parameters, one of them a choice holding '|'.
         let t = |n, v| {
@@ -252,7 +302,7 @@ mod tests {
             )
         };
         let data = study(Direction::Maximize, vec![t(0, 0.5), t(1, 0.7)]);
-        let widths = table_widths(&markdown(&StudyReport::build(&data), &[]));
+        let widths = table_widths(&markdown(&StudyReport::build(&data), &[], None));
         assert_eq!(widths, vec![4, 4, 4, 4], "{widths:?}");
     }
 }

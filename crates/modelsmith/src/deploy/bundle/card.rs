@@ -10,7 +10,7 @@ use super::checksums::SUMS_FILE;
 use super::latency::LatencyReport;
 use super::settings::BundleSettings;
 use crate::data::Preprocessing;
-use crate::explain::Overview;
+use crate::explain::LooksAt;
 use crate::model::{LayerKind, ModelMeta};
 use crate::task::{significant, Task};
 
@@ -26,12 +26,6 @@ pub struct CardInput<'a> {
     pub files: &'a [(String, u64)],
     /// What the model looks at, or why that was not measured.
     pub looks_at: &'a Result<LooksAt, String>,
-}
-
-/// An explanation overview and the class maps written beside the card (bundle-relative).
-pub struct LooksAt {
-    pub overview: Overview,
-    pub maps: Vec<String>,
 }
 
 /// The README.md text.
@@ -309,85 +303,15 @@ fn metrics(out: &mut String, meta: &ModelMeta) {
 
 fn looks_at(out: &mut String, looks_at: &Result<LooksAt, String>) {
     let _ = writeln!(out, "## What the model looks at\n");
-    let found = match looks_at {
-        Ok(found) => found,
+    match looks_at {
+        Ok(found) => out.push_str(&crate::explain::looks_at_markdown(found)),
         Err(why) => {
             let _ = writeln!(
                 out,
                 "Not measured when this bundle was written: {why}. Run `modelsmith explain \
                  --model model --data SPEC` on held-out data.\n"
             );
-            return;
         }
-    };
-    let s = &found.overview.summary;
-    if let Some(p) = &found.overview.permutation {
-        let what = if p.metric == "rmse" {
-            "RMSE gained (target units)"
-        } else {
-            "accuracy lost"
-        };
-        let _ = writeln!(
-            out,
-            "Permutation importance on {} held-out rows of `{}`: the {what} when a column's \
-             values are shuffled among the rows ({} shuffles, each on a bootstrap resample; 95% \
-             interval). A column whose interval holds 0 is one the model does not measurably \
-             use.\n",
-            p.rows, s.data, p.repeats
-        );
-        let _ = writeln!(out, "| column | importance | 95% interval |\n|---|---|---|");
-        for c in p.columns.iter().take(10) {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} to {} |",
-                c.column,
-                significant(c.importance),
-                significant(c.low),
-                significant(c.high)
-            );
-        }
-        let _ = writeln!(out);
-    }
-    let f = &s.faithfulness;
-    let steps = s.steps.unwrap_or(0);
-    let _ = write!(
-        out,
-        "Integrated Gradients ({} baseline, {steps} steps) on {} held-out examples of `{}`",
-        s.baseline, s.explained, s.data
-    );
-    if let Some(c) = s.completeness {
-        let _ = write!(
-            out,
-            ": attributions sum to `f(x) - f(baseline)` within {:.2}% on average ({:.0}% of \
-             examples within 1%)",
-            100.0 * c.mean_relative_error,
-            100.0 * c.within_one_percent
-        );
-    }
-    let _ = writeln!(
-        out,
-        ". Deleting the most attributed inputs first lowers the explained output faster than \
-         a random order for {:.0}% of them (deletion area {} against {}).\n",
-        100.0 * f.deletion_beats_random,
-        significant(f.mean_deletion_auc),
-        significant(f.mean_random_deletion_auc)
-    );
-    if !found.maps.is_empty() {
-        let _ = writeln!(
-            out,
-            "Each class's mean attribution over its mean image (red: evidence for the class, \
-             blue: against):\n"
-        );
-        for (map, o) in found.maps.iter().zip(&s.per_output) {
-            let _ = writeln!(out, "![{}]({map})", o.output);
-        }
-        let _ = writeln!(out);
-    } else if found.overview.permutation.is_some() {
-        let _ = writeln!(out, "| column | mean \\|attribution\\| |\n|---|---|");
-        for (name, v) in s.top_units.iter().take(10) {
-            let _ = writeln!(out, "| {name} | {} |", significant(*v));
-        }
-        let _ = writeln!(out);
     }
 }
 

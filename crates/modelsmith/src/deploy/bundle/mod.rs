@@ -221,7 +221,7 @@ impl Contents<'_> {
 
     /// What the model looks at, for the card: an overview of its held-out data (class maps
     /// written to `explain/`), or why there is none (the data is not on this machine, say).
-    fn explain(&self, dir: &Path) -> std::result::Result<card::LooksAt, String> {
+    fn explain(&self, dir: &Path) -> std::result::Result<crate::explain::LooksAt, String> {
         let scoring =
             crate::train::scoring_data(self.meta, None, None).map_err(|e| e.to_string())?;
         let mut explainer =
@@ -238,7 +238,7 @@ impl Contents<'_> {
         .filter_map(|p| p.strip_prefix(dir).ok())
         .map(|p| p.display().to_string())
         .collect();
-        Ok(card::LooksAt { overview, maps })
+        Ok(crate::explain::LooksAt { overview, maps })
     }
 
     fn client(&self) -> String {
