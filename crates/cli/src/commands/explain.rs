@@ -214,8 +214,8 @@ fn explain_inputs(
         Some(t) => vec![t; inputs.len()],
         None => explainer.default_targets(&x),
     };
-    let attributions = explainer.explain(&x, &targets, options)?;
     let baselines = options.baseline.build(&x, &preprocessing, options.seed)?;
+    let attributions = explainer.explain_from(&x, &baselines, &targets, options)?;
     let scores = faithfulness::score(
         explainer,
         &x,

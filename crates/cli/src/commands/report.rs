@@ -51,7 +51,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let looks_at = args
         .model
         .as_deref()
-        .map(|model| looks_at(model, &args.out))
+        .map(|model| modelsmith::explain::looks_at(model, &args.out))
         .transpose()?;
     let written = write_report(&report, &args.out, format, looks_at.as_ref())?;
     eprintln!(
@@ -65,28 +65,4 @@ pub fn run(args: ReportArgs) -> Result<()> {
         print_json(&written);
     }
     Ok(())
-}
-
-/// An overview of what `model` looks at, its class maps written to `out/explain/`.
-fn looks_at(
-    model: &std::path::Path,
-    out: &std::path::Path,
-) -> Result<modelsmith::explain::LooksAt> {
-    use modelsmith::explain::{overview, write_class_maps, Explainer, LooksAt};
-    let mut explainer = Explainer::load(model)?;
-    let scoring = modelsmith::train::scoring_data(&explainer.meta, None, None)?;
-    let found = overview(&mut explainer, &scoring.spec, &scoring.data)?;
-    let maps = write_class_maps(
-        &found.summary,
-        &explainer.meta.data.preprocessing,
-        &out.join("explain"),
-    )?
-    .iter()
-    .filter_map(|p| p.strip_prefix(out).ok())
-    .map(|p| p.display().to_string())
-    .collect();
-    Ok(LooksAt {
-        overview: found,
-        maps,
-    })
 }

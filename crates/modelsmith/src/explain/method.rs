@@ -140,32 +140,37 @@ impl Explainer {
         targets: &[ExplainedOutput],
         options: &ExplainOptions,
     ) -> Result<Vec<Attribution>> {
-        let len = self.input_len();
-        if len == 0 || !x.len().is_multiple_of(len) || x.len() / len != targets.len() {
-            return Err(Error::Config(format!(
-                "explain: {} values are not {} inputs of {len} values (shape {:?})",
-                x.len(),
-                targets.len(),
-                self.meta.input_shape
-            )));
-        }
-        for &t in targets {
-            self.check_target(t)?;
-        }
-        if options.method == Method::IntegratedGradients && options.steps == 0 {
-            return Err(Error::Config(
-                "Integrated Gradients needs at least one step (--steps)".into(),
-            ));
-        }
+        self.check_request(x, targets, options)?;
         let baselines = options
             .baseline
             .build(x, &self.meta.data.preprocessing, options.seed)?;
+        self.explain_from(x, &baselines, targets, options)
+    }
+
+    /// [`Explainer::explain`] from baselines the caller already built (one per input, by
+    /// `options.baseline`), for callers that score the explanations against them too.
+    pub fn explain_from(
+        &mut self,
+        x: &[f32],
+        baselines: &[f32],
+        targets: &[ExplainedOutput],
+        options: &ExplainOptions,
+    ) -> Result<Vec<Attribution>> {
+        self.check_request(x, targets, options)?;
+        let len = self.input_len();
+        if baselines.len() != x.len() {
+            return Err(Error::Config(format!(
+                "explain: {} baseline values for {} input values",
+                baselines.len(),
+                x.len()
+            )));
+        }
         match options.method {
             Method::Saliency | Method::InputXGradient => {
                 let (mut values, mut grads) = (Vec::new(), Vec::new());
                 self.value_and_gradient(x, targets, &mut values, &mut grads);
                 if options.method == Method::InputXGradient {
-                    for ((g, xi), bi) in grads.iter_mut().zip(x).zip(&baselines) {
+                    for ((g, xi), bi) in grads.iter_mut().zip(x).zip(baselines) {
                         *g *= xi - bi;
                     }
                 }
@@ -183,14 +188,41 @@ impl Explainer {
             }
             Method::IntegratedGradients => self.integrated_gradients_refined(
                 x,
-                &baselines,
+                baselines,
                 targets,
                 options.steps,
                 options.tolerance,
                 options.max_steps,
             ),
-            Method::Occlusion => self.occlusion(x, &baselines, targets, options.window),
+            Method::Occlusion => self.occlusion(x, baselines, targets, options.window),
             Method::GradCam => self.grad_cam(x, targets),
         }
+    }
+
+    /// Inputs that are whole, one target each and outputs the model has; steps for IG.
+    fn check_request(
+        &self,
+        x: &[f32],
+        targets: &[ExplainedOutput],
+        options: &ExplainOptions,
+    ) -> Result<()> {
+        let len = self.input_len();
+        if len == 0 || !x.len().is_multiple_of(len) || x.len() / len != targets.len() {
+            return Err(Error::Config(format!(
+                "explain: {} values are not {} inputs of {len} values (shape {:?})",
+                x.len(),
+                targets.len(),
+                self.meta.input_shape
+            )));
+        }
+        for &t in targets {
+            self.check_target(t)?;
+        }
+        if options.method == Method::IntegratedGradients && options.steps == 0 {
+            return Err(Error::Config(
+                "Integrated Gradients needs at least one step (--steps)".into(),
+            ));
+        }
+        Ok(())
     }
 }

@@ -41,8 +41,8 @@ pub use gradients::{ExplainedOutput, Explainer};
 pub use integrated::{gauss_legendre, DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE};
 pub use method::{Attribution, Completeness, ExplainOptions, Method};
 pub use overview::{
-    file_safe, looks_at_markdown, overview, write_class_maps, LooksAt, LooksAtTable, Overview,
-    CLASS_MAPS_CAPTION, OVERVIEW_EXAMPLES,
+    file_safe, looks_at, looks_at_markdown, overview, write_class_maps, LooksAt, LooksAtTable,
+    Overview, CLASS_MAPS_CAPTION, OVERVIEW_EXAMPLES,
 };
 pub use summary::{
     explain_data, output_names, CompletenessSummary, DataExplanation, OutputMap, DEFAULT_LIMIT,

@@ -43,6 +43,26 @@ pub fn overview(explainer: &mut Explainer, spec: &str, data: &Dataset) -> Result
     })
 }
 
+/// What the model in `model_dir` looks at, on its own held-out data
+/// ([`crate::train::scoring_data`]), for a document in `doc_dir`: class maps are written to
+/// `doc_dir/explain/` and named relative to `doc_dir`. The model card and `modelsmith report
+/// --model` both show this.
+pub fn looks_at(model_dir: &Path, doc_dir: &Path) -> Result<LooksAt> {
+    let mut explainer = Explainer::load(model_dir)?;
+    let scoring = crate::train::scoring_data(&explainer.meta, None, None)?;
+    let overview = overview(&mut explainer, &scoring.spec, &scoring.data)?;
+    let maps = write_class_maps(
+        &overview.summary,
+        &explainer.meta.data.preprocessing,
+        &doc_dir.join("explain"),
+    )?
+    .iter()
+    .filter_map(|p| p.strip_prefix(doc_dir).ok())
+    .map(|p| p.display().to_string())
+    .collect();
+    Ok(LooksAt { overview, maps })
+}
+
 /// Writes an image model's class maps as `DIR/<method>-<class>.png`; returns the files
 /// written (none for a table model).
 pub fn write_class_maps(

@@ -78,10 +78,10 @@ pub fn explain_data(
             .collect(),
         (None, Task::Regression { .. }) => vec![ExplainedOutput(0); n],
     };
-    let attributions = explainer.explain(x, &targets, options)?;
     let baselines = options
         .baseline
         .build(x, &explainer.meta.data.preprocessing, options.seed)?;
+    let attributions = explainer.explain_from(x, &baselines, &targets, options)?;
     let scores = faithfulness::score(
         explainer,
         x,

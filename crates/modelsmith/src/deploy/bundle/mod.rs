@@ -222,23 +222,7 @@ impl Contents<'_> {
     /// What the model looks at, for the card: an overview of its held-out data (class maps
     /// written to `explain/`), or why there is none (the data is not on this machine, say).
     fn explain(&self, dir: &Path) -> std::result::Result<crate::explain::LooksAt, String> {
-        let scoring =
-            crate::train::scoring_data(self.meta, None, None).map_err(|e| e.to_string())?;
-        let mut explainer =
-            crate::explain::Explainer::load(self.model_dir).map_err(|e| e.to_string())?;
-        let overview = crate::explain::overview(&mut explainer, &scoring.spec, &scoring.data)
-            .map_err(|e| e.to_string())?;
-        let maps = crate::explain::write_class_maps(
-            &overview.summary,
-            &self.meta.data.preprocessing,
-            &dir.join("explain"),
-        )
-        .map_err(|e| e.to_string())?
-        .iter()
-        .filter_map(|p| p.strip_prefix(dir).ok())
-        .map(|p| p.display().to_string())
-        .collect();
-        Ok(crate::explain::LooksAt { overview, maps })
+        crate::explain::looks_at(self.model_dir, dir).map_err(|e| e.to_string())
     }
 
     fn client(&self) -> String {
