@@ -68,7 +68,18 @@ impl Tensor {
         self.data.resize(n, 0.0);
     }
 
+    /// Sets every value; a large tensor is filled by all threads (the backward pass zeroes
+    /// every activation-sized gradient before accumulating into it, and one core alone cannot
+    /// keep up with the memory).
     pub fn fill(&mut self, value: f32) {
-        self.data.iter_mut().for_each(|v| *v = value);
+        const PER_THREAD: usize = 1 << 16;
+        if self.data.len() < 2 * PER_THREAD {
+            self.data.fill(value);
+        } else {
+            use rayon::prelude::*;
+            self.data
+                .par_chunks_mut(PER_THREAD)
+                .for_each(|c| c.fill(value));
+        }
     }
 }

@@ -75,6 +75,19 @@ fn check<L: Layer>(
     mode: Mode,
     prep: impl Fn(&mut L),
 ) -> Result<(), String> {
+    check_projected(name, layer, inputs, mode, prep, |shape| random(shape, 99))
+}
+
+/// [`check`] with the projection `r` (the upstream gradient `dy`) built by `projection` from
+/// the output shape.
+fn check_projected<L: Layer>(
+    name: &str,
+    layer: &mut L,
+    inputs: &[Tensor],
+    mode: Mode,
+    prep: impl Fn(&mut L),
+    projection: impl Fn(&[usize]) -> Tensor,
+) -> Result<(), String> {
     let per_example: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape[1..].to_vec()).collect();
     let out_shape = layer
         .output_shape(&per_example)
@@ -88,7 +101,7 @@ fn check<L: Layer>(
         out_shape[..],
         "{name}: forward shape vs output_shape"
     );
-    let r = random(&y.shape, 99);
+    let r = projection(&y.shape);
     let loss = |layer: &mut L, inputs: &[Tensor]| -> f64 {
         prep(layer);
         let refs: Vec<&Tensor> = inputs.iter().collect();
@@ -613,6 +626,76 @@ fn conv2d_fast_paths() {
             // Few pixels per channel keep ReLU kinks out of the bias's finite differences.
             &[&[2, 5, 6, cin]],
         );
+    }
+}
+
+#[test]
+fn conv2d_sparse_output_gradient() {
+    // Behind max pooling most of a convolution's output gradient is zero, and the CPU backend
+    // then scatters the nonzeros instead of running the dense input gradient: the same checks
+    // with nine in ten upstream values zeroed, through padding, stride and the fast paths'
+    // shapes.
+    let sparse = |shape: &[usize]| {
+        let mut r = random(shape, 99);
+        let mut rng = SplitMix64::new(5);
+        for v in &mut r.data {
+            if rng.uniform(0.0, 1.0) < 0.9 {
+                *v = 0.0;
+            }
+        }
+        r
+    };
+    let cases = [
+        (
+            "3x3 valid relu 1->32",
+            1,
+            32,
+            3,
+            1,
+            Padding::Valid,
+            Activation::Relu,
+        ),
+        (
+            "3x3 same s2 linear 3->5",
+            3,
+            5,
+            3,
+            2,
+            Padding::Same,
+            Activation::Linear,
+        ),
+        (
+            "5x5 same tanh 2->7",
+            2,
+            7,
+            5,
+            1,
+            Padding::Same,
+            Activation::Tanh,
+        ),
+        (
+            "3x3 valid relu 16->16",
+            16,
+            16,
+            3,
+            1,
+            Padding::Valid,
+            Activation::Relu,
+        ),
+        (
+            "3x3 same relu 32->20",
+            32,
+            20,
+            3,
+            1,
+            Padding::Same,
+            Activation::Relu,
+        ),
+    ];
+    for (name, cin, cout, k, s, p, a) in cases {
+        let mut conv = Conv2d::new(cin, cout, k, k, s, p, true, a, 13);
+        let x = random(&[2, 5, 6, cin], 1);
+        check_projected(name, &mut conv, &[x], Mode::Train, |_| {}, sparse).unwrap();
     }
 }
 

@@ -4,7 +4,7 @@
 //! into the GEMM's epilogue, and pooling and element-wise kernels split the same way.
 
 use super::simd::{simd_fn, with_act};
-use super::{bands, direct, winograd};
+use super::{bands, direct, sparse_grad, winograd};
 use super::{Backend, ConvGeom, PoolGeom, Scratch};
 use crate::Activation;
 use gemm::Parallelism;
@@ -657,6 +657,7 @@ fn conv_backward_chunk(
     let (patch, co) = (g.patch(), g.c_out);
     let (in_img, out_rows) = (g.h * g.w * g.c_in, g.oh * g.ow);
     let mb = micro_batch(g);
+    let mut sparse = sparse_grad::Scratch::default();
     ensure(bufs.dw, co * patch);
     ensure(bufs.db, co);
     bufs.dw[..co * patch].fill(0.0);
@@ -738,7 +739,10 @@ fn conv_backward_chunk(
         }
         if let Some(dx) = dx.as_deref_mut() {
             let dxblk = &mut dx[i0 * in_img..(i0 + nb) * in_img];
-            if let Some(wg) = wino {
+            if sparse_grad::enabled() && sparse_grad::density(dz) < sparse_grad::DENSITY_BELOW {
+                // Behind ReLU and max pooling most of dz is zero: scatter the nonzeros.
+                sparse_grad::input_grad(dxblk, dz, w, nb, g, &mut sparse);
+            } else if let Some(wg) = wino {
                 // dx += full 3x3 convolution of dz with the rotated kernel, by Winograd.
                 let wbufs = winograd::Bufs {
                     v: bufs.dcols,

@@ -24,6 +24,7 @@ mod cpu;
 mod direct;
 mod panel_gemm;
 pub(crate) mod simd;
+mod sparse_grad;
 mod winograd;
 
 pub use cpu::Cpu;
