@@ -76,6 +76,9 @@ fn study_dir() -> &'static Path {
                 config.to_str().unwrap(),
                 "--storage",
                 "sqlite:s.db",
+                // Each new best trial's model is kept: the dashboard explains the best one.
+                "--artifacts",
+                "arts",
             ],
         );
         assert!(out.status.success(), "tune failed: {}", stderr(&out));
@@ -443,6 +446,55 @@ fn every_endpoint_matches_the_study_in_storage() {
 }
 
 #[test]
+fn the_best_trials_model_is_explained() {
+    let trials = stored_trials();
+    let storage = SqliteStorage::open(&study_dir().join("s.db")).unwrap();
+    let direction = storage.get_study(STUDY).unwrap().unwrap().direction;
+    let best = modelsmith::search::best_trial(&trials, direction)
+        .expect("a complete trial")
+        .number;
+    let dash = Dashboard::start("sqlite:s.db");
+    let path = format!("/api/studies/{STUDY}/explanation");
+    let found = dash.json(&path);
+    assert_eq!(found["trial"], best, "{found}");
+    assert!(
+        found["model"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("arts/trial-{best:05}")),
+        "{found}"
+    );
+    let html = found["html"].as_str().unwrap();
+    assert!(html.contains("What the model looks at"), "{html}");
+    assert!(html.contains("Integrated Gradients (black baseline, 50 steps) on 100 held-out"));
+    // A class map per digit, inlined: each a PNG of the 28x28 image.
+    let maps: Vec<&str> = html
+        .split("src=\"data:image/png;base64,")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert_eq!(maps.len(), 10, "{html}");
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(maps[7])
+        .unwrap();
+    let img = image::load_from_memory(&png).unwrap();
+    assert!(img.width() >= 28 && img.width() == img.height(), "{img:?}");
+    // Asked again, the same answer (kept, not explained anew).
+    assert_eq!(dash.json(&path), found);
+
+    // A study whose trials kept no model, and one that does not exist: 404 and why.
+    let (status, _, body) = dash.get("/api/studies/quadratic/explanation");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("kept no model folder"), "{body}");
+    let (status, _, body) = dash.get("/api/studies/empty/explanation");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no complete trial"), "{body}");
+    let (status, _, body) = dash.get("/api/studies/no-such-study/explanation");
+    assert_eq!(status, 404, "{body}");
+}
+
+#[test]
 fn bad_input_gets_404_json_and_an_empty_study_says_so() {
     let dash = Dashboard::start("sqlite:s.db");
     for path in [
@@ -678,7 +730,12 @@ fn chromium_renders_the_study_page() {
         return;
     };
     let dash = Dashboard::start("sqlite:s.db");
+    // The best model's explanation is made once per dashboard; made before the page loads, the
+    // page's request for it answers at once.
+    dash.json(&format!("/api/studies/{STUDY}/explanation"));
     let dom = dump_dom(chromium, &format!("http://{}/study/{STUDY}", dash.addr));
+    assert!(dom.contains("id=\"looks-at\""), "no explanation in: {dom}");
+    assert_eq!(dom.matches("src=\"data:image/png;base64,").count(), 10);
     let trials = stored_trials();
     let complete = trials
         .iter()

@@ -1,4 +1,5 @@
-// Modelsmith dashboard: the study list and one study's page, from the JSON under /api.
+// Modelsmith dashboard: the study list and one study's page, from the JSON under /api
+// (ending with what the best trial's model looks at).
 // Plots are SVG documents drawn by the server (the same files `modelsmith report` writes);
 // this script places them, builds the trials table (sortable, filterable by state) and
 // polls the study's revision, redrawing only when a trial changed.
@@ -119,8 +120,26 @@ async function drawStudy(name, overview) {
   });
   const tablePanel = el("section", { class: "panel", id: "trials-panel" },
     el("h2", {}, "Trials"), tableControls(), el("div", { class: "table-wrap", id: "table-wrap" }));
-  main.replaceChildren(...header, el("div", { class: "grid" }, ...plotPanels), tablePanel);
+  // What the best trial's model looks at: explained by the server once per best trial, so
+  // it arrives after the rest of the page.
+  const looksAt = overview.best === null ? [] : [el("section", { class: "panel", id: "looks-at-panel" },
+    el("p", { class: "notice" }, `Explaining the model of the best trial (${overview.best.number})…`))];
+  main.replaceChildren(...header, el("div", { class: "grid" }, ...plotPanels), tablePanel, ...looksAt);
   drawTable();
+  if (looksAt.length) explainBest(base, looksAt[0]);
+}
+
+async function explainBest(base, panel) {
+  try {
+    const r = await getJson(`${base}/explanation`);
+    const section = el("div", { id: "looks-at-section" });
+    section.innerHTML = r.html; // the server's HTML, every text in it escaped
+    panel.replaceChildren(section,
+      el("p", { class: "caption" }, `The model of the best trial (${r.trial}), from ${r.model}.`));
+  } catch (e) {
+    panel.replaceChildren(el("h2", {}, "What the model looks at"),
+      el("p", { class: "notice", id: "looks-at-unavailable" }, e.message));
+  }
 }
 
 function cards(o) {

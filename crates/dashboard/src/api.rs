@@ -18,6 +18,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub fn new(status: StatusCode, message: String) -> ApiError {
+        ApiError { status, message }
+    }
+
     pub fn not_found(message: String) -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
@@ -53,7 +57,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Runs a storage read on the blocking pool (SQLite calls block).
-async fn read<T: Send + 'static>(
+pub(crate) async fn read<T: Send + 'static>(
     storage: &Arc<dyn Storage>,
     f: impl FnOnce(&dyn Storage) -> Result<T, ReportError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -71,7 +75,7 @@ async fn load(storage: &Arc<dyn Storage>, name: String) -> Result<StudyData, Api
     read(storage, move |s| StudyData::load(s, &name)).await
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Response {
     // NaN/infinity cannot be JSON: serde_json writes them as null, which the page treats as missing.
     Json(value).into_response()
 }
@@ -148,7 +152,8 @@ pub async fn plot(
 
 pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no page at {}; see /, /study/NAME, /api/studies, /api/studies/NAME[/PART]",
+        "no page at {}; see /, /study/NAME, /api/studies, /api/studies/NAME[/PART], \
+         /api/studies/NAME/explanation",
         uri.path()
     ))
 }

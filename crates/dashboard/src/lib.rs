@@ -9,11 +9,12 @@
 
 mod api;
 mod assets;
+mod explanation;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,19 +23,42 @@ use axum::{Json, Router};
 use modelsmith::store::Storage;
 use tokio::net::TcpListener;
 
-/// The dashboard's routes over `storage`, answering only requests addressed to an allowed host
-/// (see [`HostCheck`]) and sending the headers that keep a browser from misusing the pages.
-pub fn router(storage: Arc<dyn Storage>, hosts: HostCheck) -> Router {
+/// What the handlers share: the storage, and the explanations of best trials' models made so
+/// far.
+#[derive(Clone)]
+pub struct AppState {
+    storage: Arc<dyn Storage>,
+    explanations: Arc<explanation::Explanations>,
+}
+
+impl FromRef<AppState> for Arc<dyn Storage> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.storage)
+    }
+}
+
+/// The dashboard's routes over `storage` (opened from `storage_url`, which also says where
+/// `auto` keeps trial models), answering only requests addressed to an allowed host (see
+/// [`HostCheck`]) and sending the headers that keep a browser from misusing the pages.
+pub fn router(storage: Arc<dyn Storage>, storage_url: &str, hosts: HostCheck) -> Router {
+    let state = AppState {
+        storage,
+        explanations: Arc::new(explanation::Explanations::new(storage_url)),
+    };
     Router::new()
         .route("/", get(assets::page))
         .route("/study/{name}", get(assets::page))
         .route("/assets/{file}", get(assets::asset))
         .route("/api/studies", get(api::studies))
         .route("/api/studies/{name}", get(api::overview))
+        .route(
+            "/api/studies/{name}/explanation",
+            get(explanation::best_model),
+        )
         .route("/api/studies/{name}/{part}", get(api::part))
         .route("/api/studies/{name}/plots/{id}", get(api::plot))
         .fallback(api::not_found)
-        .with_state(storage)
+        .with_state(state)
         .layer(from_fn_with_state(Arc::new(hosts), guard))
 }
 
@@ -109,13 +133,14 @@ async fn guard(State(hosts): State<Arc<HostCheck>>, request: Request, next: Next
 /// Serves until `shutdown` completes, then finishes the requests in flight.
 pub async fn run(
     storage: Arc<dyn Storage>,
+    storage_url: &str,
     hosts: HostCheck,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     modelsmith_server::listen::serve(
         listener,
-        router(storage, hosts),
+        router(storage, storage_url, hosts),
         modelsmith_server::ConnectionLimits::default(),
         shutdown,
     )

@@ -37,7 +37,8 @@ pub fn run(args: DashboardArgs) -> Result<()> {
             let hosts = modelsmith_dashboard::HostCheck {
                 allowed: args.allow_host.clone(),
             };
-            modelsmith_dashboard::run(storage, hosts, listener, shutdown_signal()).await?;
+            modelsmith_dashboard::run(storage, &args.storage, hosts, listener, shutdown_signal())
+                .await?;
             eprintln!("stopped");
             Ok(())
         })

@@ -15,6 +15,7 @@ pub mod plots;
 mod residuals;
 mod svg;
 mod table;
+mod trial_model;
 pub mod write;
 
 use serde::Serialize;
@@ -29,6 +30,7 @@ pub use parallel::{parallel_coordinates, Axis, AxisKind, ParallelCoordinates, Pa
 pub use pareto::{pareto_front, Objective, ParetoFront, ParetoPoint};
 pub use residuals::{best_residuals, Residuals};
 pub use table::{trials_table, TrialRow, TrialsTable};
+pub use trial_model::{best_trial_model, trial_model_dir, ARTIFACT_ATTR};
 
 use crate::search::{best_trial, Direction, FrozenTrial, TrialState};
 use crate::store::{Storage, StoreError, StudyRecord};

@@ -161,14 +161,18 @@ fn html(report: &StudyReport, plots: &[Plot], looks_at: Option<&LooksAt>) -> Str
         );
     }
     if let Some(found) = looks_at {
-        html_looks_at(&mut out, found);
+        out.push_str(&looks_at_html(found));
     }
     out.push_str("</body></html>\n");
     out
 }
 
-/// The final model's "What the model looks at" section.
-fn html_looks_at(out: &mut String, found: &LooksAt) {
+/// A model's "What the model looks at" section as HTML (every text escaped; the class maps'
+/// `<img src>` are `found.maps` as they are): the report's final model, the dashboard's best
+/// trial.
+pub fn looks_at_html(found: &LooksAt) -> String {
+    let mut out = String::new();
+    let out = &mut out;
     out.push_str("<h2 id=\"looks-at\">What the model looks at</h2>\n");
     let table = |out: &mut String, t: &LooksAtTable| {
         let cols = t.header.iter().filter(|h| !h.is_empty()).count();
@@ -187,10 +191,14 @@ fn html_looks_at(out: &mut String, found: &LooksAt) {
         out.push_str("</table>\n");
     };
     if let Some((text, t)) = found.permutation() {
-        let _ = writeln!(out, "<p>{}</p>", escape(&text));
+        let _ = writeln!(out, "<p>{}</p>", code_spans(&escape(&text)));
         table(out, &t);
     }
-    let _ = writeln!(out, "<p>{}</p>", escape(&found.integrated_gradients()));
+    let _ = writeln!(
+        out,
+        "<p>{}</p>",
+        code_spans(&escape(&found.integrated_gradients()))
+    );
     let maps = found.class_maps();
     if !maps.is_empty() {
         let _ = writeln!(out, "<p>{}</p>", escape(CLASS_MAPS_CAPTION));
@@ -205,6 +213,25 @@ fn html_looks_at(out: &mut String, found: &LooksAt) {
     } else if let Some(t) = found.column_attributions() {
         table(out, &t);
     }
+    std::mem::take(out)
+}
+
+/// The sentences are written for Markdown: in HTML, each `` `span` `` becomes `<code>span</code>`.
+fn code_spans(escaped: &str) -> String {
+    let mut out = String::with_capacity(escaped.len());
+    let parts: Vec<&str> = escaped.split('`').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i % 2 == 1 && i + 1 == parts.len() {
+            // An unpaired backtick stays as it is.
+            out.push('`');
+            out.push_str(part);
+        } else if i % 2 == 1 {
+            let _ = write!(out, "<code>{part}</code>");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// One table row: `| a | b |`, with `|` inside a cell escaped so every row keeps its cells.
@@ -261,6 +288,15 @@ mod tests {
     use super::*;
     use crate::report::testing::{study, trial, with_param};
     use crate::search::{Direction, Distribution, TrialState};
+
+    #[test]
+    fn backtick_spans_become_code() {
+        assert_eq!(
+            code_spans("on `digits`: `f(x)` and `odd"),
+            "on <code>digits</code>: <code>f(x)</code> and `odd"
+        );
+        assert_eq!(code_spans("plain"), "plain");
+    }
 
     /// The number of cells of each line of the "Best trials" table.
     fn table_widths(md: &str) -> Vec<usize> {

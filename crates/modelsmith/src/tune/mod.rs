@@ -317,7 +317,7 @@ fn keep_if_best(
                 target.display()
             ))
         })?;
-        trial.set_attr("artifact", target.display().to_string())?;
+        trial.set_attr(crate::report::ARTIFACT_ATTR, target.display().to_string())?;
     } else {
         let _ = std::fs::remove_dir_all(staging);
     }
