@@ -2,17 +2,24 @@
 //! per epoch (kept in logs even when stderr is not a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
+use modelsmith::energy::{forecast, format_joules};
 use modelsmith::task::significant;
 use modelsmith::train::{EpochMetrics, StartInfo, TrainObserver};
 
 pub struct ProgressReporter {
     enabled: bool,
     bar: Option<ProgressBar>,
+    /// The first epoch of this run and the last it may reach: the energy forecast's span.
+    epochs: (u32, u32),
 }
 
 impl ProgressReporter {
     pub fn new(enabled: bool) -> ProgressReporter {
-        ProgressReporter { enabled, bar: None }
+        ProgressReporter {
+            enabled,
+            bar: None,
+            epochs: (1, 1),
+        }
     }
 
     pub fn finish(&mut self) {
@@ -31,6 +38,7 @@ impl ProgressReporter {
 
 impl TrainObserver for ProgressReporter {
     fn on_start(&mut self, info: &StartInfo) {
+        self.epochs = (info.first_epoch, info.epochs);
         if self.enabled {
             self.say(&format!(
                 "model: {} params, {:.1} MFLOPs/example; {} training and {} validation examples",
@@ -90,8 +98,21 @@ impl TrainObserver for ProgressReporter {
         let acc = m
             .accuracy
             .map_or(String::new(), |a| format!("  acc {:.2}%", a * 100.0));
+        // Energy so far and, while epochs remain, where the run is heading if it runs them all.
+        let (first, last) = self.epochs;
+        let done = (m.epoch + 1).saturating_sub(first);
+        let total = (last + 1).saturating_sub(first);
+        let energy = match (m.joules, m.joules.and_then(|j| forecast(j, done, total))) {
+            (Some(j), Some(all)) if done < total => format!(
+                "  {} (≤ {} for {last} epochs)",
+                format_joules(j),
+                format_joules(all)
+            ),
+            (Some(j), _) => format!("  {}", format_joules(j)),
+            _ => String::new(),
+        };
         self.say(&format!(
-            "epoch {:>3}  loss {:.4}{acc}{val}  lr {:.3e}  batch {}  {:.1}s  {:.0} examples/s",
+            "epoch {:>3}  loss {:.4}{acc}{val}  lr {:.3e}  batch {}  {:.1}s  {:.0} examples/s{energy}",
             m.epoch, m.loss, m.lr, m.batch_size, m.seconds, m.images_per_second
         ));
     }

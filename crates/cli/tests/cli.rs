@@ -55,6 +55,47 @@ fn trains_seed_cnn_on_digits_then_evaluates_predicts_and_resumes() {
     let metrics = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2);
 
+    // What it cost: this VM has no readable RAPL, so the estimate — CPU time × watts per busy
+    // thread plus memory — with the method named, in the report, the end line and model.json.
+    let f = &report["footprint"];
+    assert_eq!(f["method"], "estimate", "{f}");
+    let (joules, cpu_seconds) = (
+        f["joules"].as_f64().unwrap(),
+        f["cpu_seconds"].as_f64().unwrap(),
+    );
+    let (cpu, memory) = (
+        f["cpu_joules"].as_f64().unwrap(),
+        f["memory_joules"].as_f64().unwrap(),
+    );
+    assert!(
+        cpu_seconds > 1.0 && cpu_seconds <= 2.5 * f["seconds"].as_f64().unwrap(),
+        "{f}"
+    );
+    assert!(cpu >= 0.5 * cpu_seconds && memory > 0.0, "{f}");
+    assert!((joules - cpu - memory).abs() < 1e-6, "{f}");
+    let grams = f["co2e_grams"].as_f64().unwrap();
+    let g_per_kwh = f["carbon_intensity"]["g_per_kwh"].as_f64().unwrap();
+    assert!((grams - joules / 3.6e6 * g_per_kwh).abs() < 1e-9, "{f}");
+    assert!(
+        stderr(&run).contains("energy ") && stderr(&run).contains("CO2e"),
+        "{}",
+        stderr(&run)
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("model.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["metrics"]["footprint"]["joules"], f["joules"]);
+    // Each epoch's line has the energy so far, cumulative.
+    let per_epoch: Vec<f64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["joules"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert!(0.0 < per_epoch[0] && per_epoch[0] < per_epoch[1] && per_epoch[1] <= joules);
+
     // evaluate reproduces the reported test accuracy from the saved folder.
     let eval = modelsmith(&["evaluate", "--model", out, "--data", "digits", "--json"]);
     assert!(eval.status.success(), "evaluate failed: {}", stderr(&eval));
@@ -115,6 +156,55 @@ fn same_seed_same_result() {
         json(&r)["test_loss"].as_f64().unwrap()
     };
     assert_eq!(run("a"), run("b"));
+}
+
+#[test]
+fn the_energy_settings_are_checked_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let out = out.to_str().unwrap();
+    assert_bad_input(
+        &modelsmith(&["train", "--cpu-watts", "0", "--out", out]),
+        "cpu_watts",
+    );
+    assert_bad_input(
+        &modelsmith(&["train", "--carbon-intensity", "-5", "--out", out]),
+        "--carbon-intensity",
+    );
+    let bad_env = Command::new(env!("CARGO_BIN_EXE_modelsmith"))
+        .env("MODELSMITH_CARBON_INTENSITY", "lots")
+        .args(["train", "--out", out])
+        .output()
+        .unwrap();
+    assert_bad_input(&bad_env, "MODELSMITH_CARBON_INTENSITY");
+    // Given: 10 W per busy thread at 100 g/kWh.
+    let run = modelsmith(&[
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--cpu-watts",
+        "10",
+        "--carbon-intensity",
+        "100",
+        "--out",
+        out,
+        "--json",
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let f = &json(&run)["footprint"];
+    let cpu_seconds = f["cpu_seconds"].as_f64().unwrap();
+    assert!(
+        (f["cpu_joules"].as_f64().unwrap() - 10.0 * cpu_seconds).abs() < 1e-6,
+        "{f}"
+    );
+    assert_eq!(f["carbon_intensity"]["g_per_kwh"], 100.0);
+    assert!(f["source"]
+        .as_str()
+        .unwrap()
+        .contains("10 W per busy thread (--cpu-watts)"));
 }
 
 #[test]

@@ -289,6 +289,15 @@ fn every_endpoint_matches_the_study_in_storage() {
         .map(|t| t.value.unwrap())
         .fold(f64::MIN, f64::max);
     assert_eq!(o["best"]["value"].as_f64().unwrap(), best_value);
+    // Every trial, pruned ones too, recorded what its training cost; the study adds them up.
+    let joules: Vec<f64> = trials
+        .iter()
+        .map(|t| t.attrs["energy"]["joules"].as_f64().unwrap())
+        .collect();
+    let total = o["energy"]["joules"].as_f64().unwrap();
+    assert!((total - joules.iter().sum::<f64>()).abs() < 1e-6, "{o}");
+    assert_eq!(o["energy"]["trials"], TRIALS);
+    assert_eq!(o["energy"]["methods"], serde_json::json!(["estimate"]));
 
     // History: one point per complete trial, best so far monotone and ending at the best.
     let h = dash.json(&format!("/api/studies/{STUDY}/history"));
@@ -323,6 +332,7 @@ fn every_endpoint_matches_the_study_in_storage() {
         assert_eq!(row["number"], t.number);
         assert_eq!(row["state"], t.state.name());
         assert_eq!(row["steps"], t.intermediate.len());
+        assert_eq!(row["energy_joules"], t.attrs["energy"]["joules"]);
         assert_eq!(
             row["params"]["lr"].as_f64(),
             t.param_values()["lr"].as_f64()
@@ -772,6 +782,10 @@ fn chromium_renders_the_study_page() {
         "a table row per trial"
     );
     assert!(dom.contains("id=\"state-filter\""));
+    assert!(
+        dom.contains("training energy (estimate)"),
+        "no energy card: {dom}"
+    );
 
     // The error and empty pages say what is wrong.
     let dom = dump_dom(

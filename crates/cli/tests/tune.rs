@@ -90,6 +90,10 @@ fn a_tune_run_is_recorded_and_listed_shown_and_exported() {
         assert!(t.attrs.contains_key("config") && t.attrs.contains_key("model_spec"));
         assert!(t.attrs.contains_key("seed"));
         assert!(t.duration_seconds().unwrap() >= 0.0);
+        // What its training cost, stored with it so a study's total adds up across workers.
+        let e = &t.attrs["energy"];
+        assert!(e["joules"].as_f64().unwrap() > 0.0, "{e}");
+        assert_eq!(e["method"], "estimate");
         // momentum exists only for sgd trials.
         let optimizer = t.param_values()["optimizer"].to_string();
         assert_eq!(t.params.contains_key("momentum"), optimizer == "sgd");
@@ -110,6 +114,19 @@ fn a_tune_run_is_recorded_and_listed_shown_and_exported() {
     assert!(show.status.success(), "{}", stderr(&show));
     let shown = String::from_utf8_lossy(&show.stdout).into_owned();
     assert!(shown.contains("best: trial"));
+    let total: f64 = trials
+        .iter()
+        .map(|t| t.attrs["energy"]["joules"].as_f64().unwrap())
+        .sum();
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("energy: "))
+        .unwrap_or_else(|| panic!("no energy line: {shown}"));
+    assert!(line.contains("over 6 trials (estimate)"), "{line}");
+    assert!(
+        line.contains(&modelsmith::energy::format_joules(total)),
+        "{line} vs {total} J"
+    );
     // Times are dates, not Unix seconds.
     let year = |text: &str| text.contains(" 20") && text.contains('Z');
     assert!(year(&shown), "{shown}");

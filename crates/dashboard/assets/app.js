@@ -47,6 +47,17 @@ function seconds(s) {
   return s < 60 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
 }
 
+function joules(j) {
+  if (j === null || j === undefined) return "";
+  if (j < 1e3) return `${j.toFixed(0)} J`;
+  if (j < 1e6) return `${(j / 1e3).toFixed(1)} kJ`;
+  return `${(j / 1e6).toFixed(2)} MJ`;
+}
+
+function grams(g) {
+  return g < 1 ? `${g.toFixed(3)} g` : g < 1e3 ? `${g.toFixed(1)} g` : `${(g / 1e3).toFixed(2)} kg`;
+}
+
 function showError(message) {
   main.replaceChildren(el("p", { class: "error", id: "error" }, message));
 }
@@ -148,7 +159,9 @@ function cards(o) {
   return el("div", { class: "cards", id: "overview" },
     card(`best ${o.metric} (${o.direction})`, best),
     card("trials", o.trials), card("complete", o.complete), card("pruned", o.pruned),
-    card("failed", o.failed), card("running", o.running));
+    card("failed", o.failed), card("running", o.running),
+    ...(o.energy ? [card(`training energy (${o.energy.methods.join(", ")}), ${grams(o.energy.co2e_grams)} CO2e`,
+      joules(o.energy.joules))] : []));
 }
 
 function tableControls() {
@@ -162,7 +175,7 @@ function tableControls() {
 
 function cellValue(row, key) {
   if (key === "number" || key === "state" || key === "value" || key === "steps"
-      || key === "duration_seconds" || key === "started_at") return row[key];
+      || key === "duration_seconds" || key === "started_at" || key === "energy_joules") return row[key];
   return row.params[key];
 }
 
@@ -182,7 +195,8 @@ function compare(a, b) {
 function drawTable() {
   const { params, rows } = view.table;
   const columns = [["number", "trial"], ["state", "state"], ["value", "value"], ["steps", "epochs"],
-    ["started_at", "started"], ["duration_seconds", "time"], ...params.map((p) => [p, p])];
+    ["started_at", "started"], ["duration_seconds", "time"], ["energy_joules", "energy"],
+    ...params.map((p) => [p, p])];
   let shown = rows.filter((r) => view.stateFilter === "all" || r.state === view.stateFilter);
   if (view.text) {
     shown = shown.filter((r) => JSON.stringify(r.params).toLowerCase().includes(view.text));
@@ -205,7 +219,7 @@ function drawTable() {
     el("td", {}, r.number),
     el("td", { class: `state-${r.state}`, title: r.error || "" }, r.state),
     el("td", {}, fmt(r.value)), el("td", {}, r.steps), el("td", {}, date(r.started_at)),
-    el("td", {}, seconds(r.duration_seconds)),
+    el("td", {}, seconds(r.duration_seconds)), el("td", {}, joules(r.energy_joules)),
     ...params.map((p) => el("td", {}, fmt(r.params[p])))));
   const table = el("table", { id: "trials" }, el("thead", {}, el("tr", {}, ...head)), el("tbody", {}, ...body));
   document.getElementById("table-wrap").replaceChildren(table);

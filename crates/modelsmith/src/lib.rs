@@ -10,6 +10,7 @@ pub mod auto;
 pub mod data;
 pub mod deploy;
 mod digest;
+pub mod energy;
 mod error;
 pub mod explain;
 pub mod model;

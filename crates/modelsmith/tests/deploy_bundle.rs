@@ -494,9 +494,30 @@ fn bundled_model_predicts_like_the_original_and_the_card_reports_it() {
         "Integrated Gradients (black baseline, 50 steps) on 100 held-out examples of `digits`"
             .to_string(),
         "![7](explain/ig-7.png)".to_string(),
+        "## Training cost".to_string(),
+        "CPU-seconds over".to_string(),
     ] {
         assert!(card.contains(&needle), "the card lacks {needle:?}");
     }
+    // Hugging Face's emissions metadata, from the footprint training recorded (grams).
+    let grams = meta.metrics["footprint"]["co2e_grams"].as_f64().unwrap();
+    let front = card
+        .strip_prefix("---\nco2_eq_emissions:\n")
+        .and_then(|rest| rest.split_once("\n---\n"))
+        .unwrap_or_else(|| panic!("no co2_eq_emissions front matter: {card}"))
+        .0;
+    let emissions: f64 = front
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("emissions: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((emissions - grams).abs() < 1e-6, "{front}");
+    assert!(
+        front.contains("source: \"modelsmith estimate (estimate: CPU time"),
+        "{front}"
+    );
+    assert!(front.contains("training_type: \"pre-training\""), "{front}");
     // The class maps the card shows are in the bundle.
     assert!(out.join("explain/ig-7.png").is_file());
     // Latency: one row per batch size, figures from the summary.

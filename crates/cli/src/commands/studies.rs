@@ -3,6 +3,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use modelsmith::energy::{format_grams, format_joules};
+use modelsmith::report;
 use modelsmith::search::{best_trial, FrozenTrial, ParamValue};
 use modelsmith::store::{self, Storage, StoreError};
 
@@ -153,10 +155,16 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
     let (study, trials) = study_trials(storage, name)?;
     let best = best_trial(&trials, study.direction);
     let architecture = modelsmith::auto::is_architecture_study(&study.attrs);
+    let data = report::StudyData {
+        study: study.clone(),
+        trials: trials.clone(),
+    };
+    let energy = report::study_energy(&data);
     if json {
         let mut value = serde_json::json!({
             "study": study,
             "best_trial": best.map(|b| b.number),
+            "energy": energy,
             "trials": trials,
         });
         if architecture {
@@ -174,8 +182,8 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
         date(study.created_at)
     );
     println!(
-        "{:>5}  {:<8} {:>10} {:>6} {:<20} {:>8}  params",
-        "trial", "state", "value", "steps", "started", "seconds"
+        "{:>5}  {:<8} {:>10} {:>6} {:<20} {:>8} {:>10}  params",
+        "trial", "state", "value", "steps", "started", "seconds", "energy"
     );
     for t in &trials {
         let params: Vec<String> = t
@@ -189,7 +197,7 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
             ""
         };
         println!(
-            "{:>5}  {:<8} {:>10} {:>6} {:<20} {:>8}  {}{}{}",
+            "{:>5}  {:<8} {:>10} {:>6} {:<20} {:>8} {:>10}  {}{}{}",
             t.number,
             t.state.name(),
             t.value.map_or("-".into(), |v| format!("{v:.6}")),
@@ -197,6 +205,7 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
             t.started_at.map_or("-".into(), date),
             t.duration_seconds()
                 .map_or("-".into(), |s| format!("{s:.1}")),
+            report::trial_joules(t).map_or("-".into(), |j| format!("{j:.0} J")),
             params.join(" "),
             mark,
             t.error
@@ -211,10 +220,24 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
             b.value.unwrap_or(f64::NAN)
         );
     }
+    if let Some(e) = &energy {
+        println!("{}", energy_line(e));
+    }
     if architecture {
         show_pareto_front(&trials, study.direction);
     }
     Ok(())
+}
+
+/// `energy: 41.2 kJ (11.44 Wh) over 8 trials (estimate), 5.4 g CO2e`.
+fn energy_line(e: &report::StudyEnergy) -> String {
+    format!(
+        "energy: {} over {} trials ({}), {} CO2e",
+        format_joules(e.joules),
+        e.trials,
+        e.methods.join(", "),
+        format_grams(e.co2e_grams)
+    )
 }
 
 /// For an architecture search (`modelsmith auto`): the trials no other beats on the validation

@@ -92,6 +92,14 @@ pub struct TrainArgs {
     /// Output model folder.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
+    /// Watts per busy CPU thread for the energy estimate (used where RAPL counters cannot be
+    /// read; default: the CPU's TDP per thread from a table, else 4 W).
+    #[arg(long, allow_negative_numbers = true)]
+    cpu_watts: Option<f64>,
+    /// Grams CO2e per kWh of your grid (default: MODELSMITH_CARBON_INTENSITY, else the world
+    /// average, 475).
+    #[arg(long, allow_negative_numbers = true)]
+    carbon_intensity: Option<f64>,
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
@@ -168,6 +176,12 @@ impl TrainArgs {
         if self.augment {
             c.augment = Augment::light();
         }
+        if self.cpu_watts.is_some() {
+            c.energy.cpu_watts = self.cpu_watts;
+        }
+        if self.carbon_intensity.is_some() {
+            c.energy.carbon_intensity = self.carbon_intensity;
+        }
         Ok(c)
     }
 }
@@ -200,6 +214,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         report.train_seconds,
         report.images_per_second,
         report.params
+    );
+    eprintln!(
+        "{} — {}",
+        report.footprint.summary(),
+        report.footprint.energy.source
     );
     eprintln!("saved {}", args.out.display());
     eprintln!(

@@ -179,6 +179,7 @@ impl TrialRunner<'_> {
         let folds = self.config.folds;
         let mut scores = vec![first.val_scores().unwrap_or_default()];
         let mut best_epochs = vec![first.best_epoch];
+        let mut footprint = first.footprint.clone();
         for fold in 1..folds {
             let options = TrainOptions {
                 out: None,
@@ -195,6 +196,7 @@ impl TrialRunner<'_> {
             }
             scores.push(report.val_scores().unwrap_or_default());
             best_epochs.push(report.best_epoch);
+            footprint.absorb(&report.footprint);
         }
         let values: Vec<Option<f32>> = scores.iter().map(|s| self.metric.of(s)).collect();
         let _ = trial.set_attr(FOLD_VALUES_ATTR, &values);
@@ -206,6 +208,7 @@ impl TrialRunner<'_> {
             val_rmse: mean.rmse,
             val_mae: mean.mae,
             val_r2: mean.r2,
+            footprint,
             ..first
         }))
     }

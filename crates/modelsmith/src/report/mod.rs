@@ -6,6 +6,7 @@
 //! never disagree.
 
 mod architectures;
+mod cost;
 mod curves;
 mod history;
 mod importance;
@@ -21,6 +22,7 @@ pub mod write;
 use serde::Serialize;
 
 pub use architectures::{best_architectures, Architecture, ArchitectureLayer};
+pub use cost::{study_energy, trial_joules, StudyEnergy};
 pub use curves::{learning_curves, LearningCurve, LearningCurves};
 pub use history::{optimization_history, History, HistoryPoint, PrunedPoint};
 pub use importance::{
@@ -118,6 +120,8 @@ pub struct StudyOverview {
     pub running: usize,
     pub waiting: usize,
     pub best: Option<BestTrial>,
+    /// What the trials' training cost together (`None` until one recorded it).
+    pub energy: Option<StudyEnergy>,
     /// True when trials carry a `genome` (an architecture search).
     pub architecture_search: bool,
     /// Changes whenever anything a plot shows changes (a new trial, a state, a reported
@@ -161,6 +165,7 @@ pub fn overview(data: &StudyData) -> StudyOverview {
         running: count(TrialState::Running),
         waiting: count(TrialState::Waiting),
         best,
+        energy: study_energy(data),
         architecture_search: data.trials.iter().any(|t| t.attrs.contains_key("genome")),
         revision: format!("{}-{steps}-{:x}", data.trials.len(), fingerprint(&states)),
     }

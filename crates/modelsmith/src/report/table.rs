@@ -28,6 +28,8 @@ pub struct TrialRow {
     pub error: Option<String>,
     /// Architecture searches: the mutation that made this trial's genome.
     pub mutation: Option<String>,
+    /// The energy its training used (measured or estimated, as the study's overview says).
+    pub energy_joules: Option<f64>,
 }
 
 pub fn trials_table(data: &StudyData) -> TrialsTable {
@@ -56,6 +58,7 @@ pub fn trials_table(data: &StudyData) -> TrialsTable {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             }),
+            energy_joules: super::trial_joules(t),
         })
         .collect();
     TrialsTable {

@@ -104,6 +104,16 @@ fn summary_line(report: &StudyReport) -> String {
             short_number(b.value)
         );
     }
+    if let Some(e) = &o.energy {
+        let _ = write!(
+            line,
+            " Training energy: {} over {} trials ({}), {} CO2e.",
+            crate::energy::format_joules(e.joules),
+            e.trials,
+            e.methods.join(", "),
+            crate::energy::format_grams(e.co2e_grams)
+        );
+    }
     line
 }
 

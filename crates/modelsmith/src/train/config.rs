@@ -12,6 +12,7 @@ use super::device::Device;
 use super::early_stopping::{EarlyStopping, Monitor};
 use super::schedule::LrSchedule;
 use crate::data::{Augment, LoadOptions, MissingPolicy};
+use crate::energy::EnergySettings;
 use crate::task::{Loss, Task, TaskKind};
 use crate::{Error, Result};
 
@@ -65,6 +66,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Where to train: `cpu` (default), `cuda`, `cuda:N` or `auto` (see [`Device`]).
     pub device: Device,
+    /// How the training's energy is estimated and priced (`[energy]`).
+    #[serde(skip_serializing_if = "EnergySettings::is_default")]
+    pub energy: EnergySettings,
 }
 
 impl Default for TrainConfig {
@@ -95,6 +99,7 @@ impl Default for TrainConfig {
             clip_value: None,
             seed: 42,
             device: Device::Cpu,
+            energy: EnergySettings::default(),
         }
     }
 }
@@ -138,6 +143,7 @@ impl TrainConfig {
         if self.epochs == 0 {
             return bad("epochs", "must be at least 1".into());
         }
+        self.energy.validate()?;
         if self.batch_size == 0 {
             return bad("batch_size", "must be at least 1".into());
         }

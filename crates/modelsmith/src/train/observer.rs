@@ -28,6 +28,9 @@ pub struct EpochMetrics {
     /// Wall seconds for the epoch's training steps (validation excluded).
     pub seconds: f64,
     pub images_per_second: f64,
+    /// Energy of the training so far (this run, from its start), in joules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules: Option<f64>,
 }
 
 impl EpochMetrics {

@@ -20,6 +20,7 @@ use super::observer::{interrupted, EpochMetrics, StartInfo, TrainObserver};
 use super::schedule::LrScheduler;
 use super::TrainConfig;
 use crate::data::{Dataset, LoadedData};
+use crate::energy::{CarbonIntensity, CpuClock, Footprint, Meter};
 use crate::model::{
     build_network, save_model, ActivationSpec, LayerKind, ModelMeta, ModelSpec, NamedTensors,
     OutputLock, WeightSnapshot, MODEL_FORMAT_VERSION,
@@ -80,6 +81,9 @@ pub struct TrainReport {
     /// search's residual plots (not printed).
     #[serde(skip)]
     pub val_sample: Option<PredictionSample>,
+    /// What this run cost: energy (measured or estimated, as it says) and CO2e. A resumed run
+    /// counts from its resumption.
+    pub footprint: Footprint,
 }
 
 impl TrainReport {
@@ -156,6 +160,9 @@ pub fn train_with(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainReport> {
     config.validate()?;
+    // The work's own threads (a trial beside others in this process has its own pool).
+    let meter = Meter::start(CpuClock::current_pool(), config.energy.cpu_watts);
+    let carbon = CarbonIntensity::resolve(config.energy.carbon_intensity)?;
     let task = &data.info.task;
     let loss = config.effective_loss(task)?;
     let outputs = task.outputs();
@@ -286,6 +293,7 @@ pub fn train_with(
         if let Some(scores) = &val {
             metrics.set_val(scores);
         }
+        metrics.joules = Some(meter.read().joules);
         observer.on_epoch_end(&metrics);
         end_epoch(config, &net, &mut best, &mut progress, metrics, observer);
         progress.epoch = epoch;
@@ -324,6 +332,12 @@ pub fn train_with(
     let trained = history
         .iter()
         .fold(0.0, |s, m| s + m.images_per_second * m.seconds);
+    let mut energy = meter.stop();
+    if gpu.is_some() {
+        energy
+            .source
+            .push_str("; the GPU's own energy is not metered yet");
+    }
     let report = TrainReport {
         test_loss: test.loss,
         test_accuracy: test.accuracy,
@@ -350,6 +364,7 @@ pub fn train_with(
         initial_val_accuracy,
         out: out.map(Path::to_path_buf).unwrap_or_default(),
         val_sample,
+        footprint: Footprint::new(energy, carbon),
     };
     let Some(out) = out else {
         return Ok(report);

@@ -30,7 +30,9 @@ use crate::task::{Metric, Scores, Task};
 use crate::train::{train_with, TrainConfig, TrainOptions};
 use crate::{Error, Result};
 pub use final_fit::{best_epochs, final_fit, FinalLength, FOLD_BEST_EPOCHS_ATTR};
-pub use trial_run::{record_report, trial_value, TrialReporter, PREDICTIONS_ATTR, REPORT_ATTR};
+pub use trial_run::{
+    record_report, trial_value, TrialReporter, ENERGY_ATTR, PREDICTIONS_ATTR, REPORT_ATTR,
+};
 
 /// Choices of one run that are not part of the study (flags).
 #[derive(Clone, Debug, Default)]

@@ -15,6 +15,10 @@ pub const PREDICTIONS_ATTR: &str = "val_predictions";
 /// What a trial keeps of its training report ([`record_report`]).
 pub const REPORT_ATTR: &str = "report";
 
+/// What a trial's training cost: `{joules, cpu_seconds, method, co2e_grams, g_per_kwh}`, so
+/// that a study's total adds up over workers on any number of machines.
+pub const ENERGY_ATTR: &str = "energy";
+
 /// Reports each epoch's validation `metric` to the study (for the pruner) and to `on_epoch`,
 /// and stops training when the pruner says so, storage fails, or `deadline` passes.
 pub struct TrialReporter<'t, 's, 'f> {
@@ -120,6 +124,17 @@ pub fn record_report(trial: &mut Trial, r: &TrainReport) -> Result<(), TrialErro
         "initial_val_accuracy": r.initial_val_accuracy,
     });
     trial.set_attr(REPORT_ATTR, report)?;
+    let f = &r.footprint;
+    trial.set_attr(
+        ENERGY_ATTR,
+        serde_json::json!({
+            "joules": f.energy.joules,
+            "cpu_seconds": f.energy.cpu_seconds,
+            "method": f.energy.method,
+            "co2e_grams": f.co2e_grams,
+            "g_per_kwh": f.carbon_intensity.g_per_kwh,
+        }),
+    )?;
     if let Some(sample) = &r.val_sample {
         trial.set_attr(PREDICTIONS_ATTR, sample)?;
     }

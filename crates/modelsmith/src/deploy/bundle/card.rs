@@ -10,6 +10,7 @@ use super::checksums::SUMS_FILE;
 use super::latency::LatencyReport;
 use super::settings::BundleSettings;
 use crate::data::Preprocessing;
+use crate::energy::Footprint;
 use crate::explain::LooksAt;
 use crate::model::{LayerKind, ModelMeta};
 use crate::task::{significant, Task};
@@ -33,6 +34,7 @@ pub fn render(input: &CardInput) -> String {
     let mut out = String::new();
     let s = input.settings;
     let meta = input.meta;
+    emissions_metadata(&mut out, meta);
     let _ = writeln!(out, "# Model card: {}\n", s.name);
     let _ = writeln!(
         out,
@@ -47,6 +49,7 @@ pub fn render(input: &CardInput) -> String {
     architecture(&mut out, input);
     metrics(&mut out, meta);
     looks_at(&mut out, input.looks_at);
+    cost(&mut out, meta);
     training(&mut out, meta);
     latency(&mut out, input.latency);
     intended_use(&mut out, meta);
@@ -297,8 +300,63 @@ fn metrics(out: &mut String, meta: &ModelMeta) {
         out,
         "From training: the test split was evaluated once, after training; early stopping and any search used the validation split only.\n"
     );
-    // `out` is the training machine's path, meaningless here.
-    key_value_table(out, &meta.metrics, &["out"]);
+    // `out` is the training machine's path, meaningless here; the footprint has its section.
+    key_value_table(out, &meta.metrics, &["out", "footprint"]);
+}
+
+/// The training's footprint from `model.json`, if it recorded one.
+fn footprint(meta: &ModelMeta) -> Option<Footprint> {
+    serde_json::from_value(meta.metrics.get("footprint")?.clone()).ok()
+}
+
+/// Hugging Face's `co2_eq_emissions` model-card metadata (YAML front matter; emissions in
+/// grams), when the training recorded its footprint.
+fn emissions_metadata(out: &mut String, meta: &ModelMeta) {
+    let Some(f) = footprint(meta) else {
+        return;
+    };
+    let quote = |s: &str| serde_json::to_string(s).expect("strings serialize");
+    let _ = writeln!(
+        out,
+        "---\nco2_eq_emissions:\n  emissions: {:.6}\n  source: {}\n  training_type: {}\n  \
+         hardware_used: {}\n---\n",
+        f.co2e_grams,
+        quote(&format!(
+            "modelsmith {} ({}); {} g CO2e/kWh: {}",
+            f.energy.method.name(),
+            f.energy.source,
+            f.carbon_intensity.g_per_kwh,
+            f.carbon_intensity.source
+        )),
+        quote("pre-training"),
+        quote(&format!(
+            "CPU, {:.0} CPU-seconds over {:.0} s",
+            f.energy.cpu_seconds, f.energy.seconds
+        )),
+    );
+}
+
+fn cost(out: &mut String, meta: &ModelMeta) {
+    let _ = writeln!(out, "## Training cost\n");
+    let Some(f) = footprint(meta) else {
+        let _ = writeln!(
+            out,
+            "Not recorded (trained before modelsmith metered energy).\n"
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "Training used {} ({} CPU-seconds over {} s): {} CO2e at {} g/kWh ({}). How: {}; a \
+         search's other trials are counted in its study, not here.\n",
+        crate::energy::format_joules(f.energy.joules),
+        significant(f.energy.cpu_seconds as f32),
+        significant(f.energy.seconds as f32),
+        crate::energy::format_grams(f.co2e_grams),
+        f.carbon_intensity.g_per_kwh,
+        f.carbon_intensity.source,
+        f.energy.source
+    );
 }
 
 fn looks_at(out: &mut String, looks_at: &Result<LooksAt, String>) {
