@@ -155,13 +155,16 @@ async function explainBest(base, panel) {
 
 function cards(o) {
   const card = (label, value) => el("div", { class: "card" }, el("b", {}, value), label);
+  const green = o.greenest ? [el("div", { class: "card", id: "greenest" },
+    el("b", {}, `trial ${o.greenest.greenest.number}`),
+    `greenest within reach of the best: ${(100 * o.greenest.saving).toFixed(0)}% less energy per prediction`)] : [];
   const best = o.best ? `${fmt(o.best.value)} (trial ${o.best.number})` : "–";
   return el("div", { class: "cards", id: "overview" },
     card(`best ${o.metric} (${o.direction})`, best),
     card("trials", o.trials), card("complete", o.complete), card("pruned", o.pruned),
     card("failed", o.failed), card("running", o.running),
     ...(o.energy ? [card(`training energy (${o.energy.methods.join(", ")}), ${grams(o.energy.co2e_grams)} CO2e`,
-      joules(o.energy.joules))] : []));
+      joules(o.energy.joules))] : []), ...green);
 }
 
 function tableControls() {

@@ -357,7 +357,29 @@ fn auto_searches_resumes_from_sqlite_with_weights_and_exports() {
             assert!(t.attrs.contains_key(key), "trial {} lacks {key}", t.number);
         }
         assert!(t.attrs["latency_ms"].as_f64().unwrap() > 0.0);
+        // What it cost to train, and to ask for one prediction (estimated from CPU time).
+        assert!(t.attrs["energy"]["joules"].as_f64().unwrap() > 0.0);
+        let per_prediction = t.attrs["joules_per_prediction"].as_f64().unwrap();
+        assert!(
+            per_prediction > 0.0 && per_prediction < 1.0,
+            "{per_prediction} J"
+        );
     }
+    // The search's energy adds up every trial's; the greenest model within half a point of the
+    // best is no less accurate than that and predicts on no more energy than the best.
+    let total: f64 = trials
+        .iter()
+        .filter_map(|t| t.attrs.get("energy"))
+        .map(|e| e["joules"].as_f64().unwrap())
+        .sum();
+    let e = second.search_energy.as_ref().unwrap();
+    assert!((e.joules - total).abs() < 1e-6 * total, "{e:?} vs {total}");
+    let g = second.greenest.as_ref().unwrap();
+    assert!(g.greenest.value >= g.best.value - 0.005, "{g:?}");
+    assert!(
+        g.greenest.joules_per_prediction <= g.best.joules_per_prediction,
+        "{g:?}"
+    );
     // Only the weights a hill-climb can still use are kept (its top 3, plus the last trial).
     let kept = std::fs::read_dir(artifacts.root())
         .unwrap()

@@ -235,6 +235,7 @@ impl Worker {
             .observe(start.elapsed().as_secs_f64());
         self.stats.execution(start.elapsed());
         self.metrics.batch_size.observe(inputs.len() as f64);
+        self.metrics.predictions.inc_by(inputs.len() as u64);
         match result {
             Ok(Ok(probabilities)) => {
                 let mut rows = probabilities.into_iter();

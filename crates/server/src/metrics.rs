@@ -1,6 +1,12 @@
-//! Prometheus metrics: requests, latency, errors per endpoint; batch sizes and inference time per
-//! model. Served as text on `GET /metrics`.
+//! Prometheus metrics: requests, latency, errors per endpoint; batch sizes, inference time and
+//! predictions per model; the server's energy. Served as text on `GET /metrics`.
+//!
+//! Energy: a process [`Meter`] (RAPL, else the CPU-time estimate) is read at each scrape into
+//! `modelsmith_energy_joules_total`, whose method is its label; joules per prediction is its
+//! rate over `modelsmith_predictions_total`'s (metering each batch's own CPU time would cost as
+//! much as a batch-1 prediction).
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,6 +19,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use modelsmith::energy::Meter;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -32,6 +40,12 @@ struct ModelLabels {
     model: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    /// `rapl` or `estimate`.
+    method: String,
+}
+
 /// All the server's metrics and the registry that renders them.
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +54,10 @@ pub struct Metrics {
     latency: Family<EndpointLabels, Histogram>,
     batch_size: Family<ModelLabels, Histogram>,
     inference_seconds: Family<ModelLabels, Histogram>,
+    predictions: Family<ModelLabels, Counter>,
+    energy: Family<MethodLabels, Counter<f64, AtomicU64>>,
+    /// The process's meter and the joules already added to `energy`.
+    meter: Mutex<(Meter, f64)>,
     /// Rendering reuses one buffer; scrapes are rare, so a mutex is fine.
     buffer: Mutex<String>,
 }
@@ -49,6 +67,8 @@ pub struct Metrics {
 pub struct BatchMetrics {
     pub batch_size: Histogram,
     pub inference_seconds: Histogram,
+    /// Examples predicted.
+    pub predictions: Counter,
 }
 
 impl Default for Metrics {
@@ -98,6 +118,20 @@ impl Metrics {
             "Time of one batched forward pass, by model",
             inference_seconds.clone(),
         );
+        let predictions = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "predictions",
+            "Examples predicted, by model",
+            predictions.clone(),
+        );
+        let energy = Family::<MethodLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "energy_joules",
+            "Energy this server process has used since it started (measured by RAPL or \
+             estimated from CPU time, as the label says); its rate over predictions' is joules \
+             per prediction",
+            energy.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -105,6 +139,9 @@ impl Metrics {
             latency,
             batch_size,
             inference_seconds,
+            predictions,
+            energy,
+            meter: Mutex::new((Meter::process(), 0.0)),
             buffer: Mutex::new(String::new()),
         }
     }
@@ -117,6 +154,7 @@ impl Metrics {
         BatchMetrics {
             batch_size: self.batch_size.get_or_create(&labels).clone(),
             inference_seconds: self.inference_seconds.get_or_create(&labels).clone(),
+            predictions: self.predictions.get_or_create(&labels).clone(),
         }
     }
 
@@ -155,6 +193,17 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        {
+            let mut meter = self.meter.lock().unwrap_or_else(|e| e.into_inner());
+            let now = meter.0.read();
+            let labels = MethodLabels {
+                method: now.method.name().to_string(),
+            };
+            self.energy
+                .get_or_create(&labels)
+                .inc_by((now.joules - meter.1).max(0.0));
+            meter.1 = now.joules.max(meter.1);
+        }
         let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         buffer.clear();
         prometheus_client::encoding::text::encode(&mut *buffer, &self.registry)

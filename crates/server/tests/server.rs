@@ -742,6 +742,21 @@ async fn concurrent_requests_are_batched_and_all_answered_correctly() {
         batches < requests as f64,
         "{batches} forward passes for {requests} requests"
     );
+    // Predictions counted, and the energy the process used so far (estimated here: no RAPL),
+    // only ever growing from one scrape to the next.
+    assert_eq!(
+        value("modelsmith_predictions_total{model=\"digits\"}"),
+        requests as f64
+    );
+    let joules = value("modelsmith_energy_joules_total{method=\"estimate\"}");
+    assert!(joules > 0.0, "{text}");
+    let again = String::from_utf8(get(addr, "/metrics").await.body).unwrap();
+    let later: f64 = again
+        .lines()
+        .find(|l| l.starts_with("modelsmith_energy_joules_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap();
+    assert!(later >= joules, "{later} after {joules}");
     server.shutdown().await;
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 use modelsmith::auto::{run_auto, Artifacts, AutoConfig, AutoObserver, AutoReport, DEMO_BUDGET};
+use modelsmith::energy::{format_grams, format_joules};
 use modelsmith::search::{FrozenTrial, TrialState};
 use modelsmith::store;
 use modelsmith::task::{significant, Scores};
@@ -58,6 +59,13 @@ pub struct AutoArgs {
     workers: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Watts per busy CPU thread for the energy estimate (default: the CPU's TDP per thread
+    /// from a table, else 4 W).
+    #[arg(long, allow_negative_numbers = true)]
+    cpu_watts: Option<f64>,
+    /// Grams CO2e per kWh of your grid (default: MODELSMITH_CARBON_INTENSITY, else 475).
+    #[arg(long, allow_negative_numbers = true)]
+    carbon_intensity: Option<f64>,
     /// Most learnable parameters an architecture may have.
     #[arg(long)]
     max_params: Option<usize>,
@@ -139,6 +147,11 @@ pub fn run(args: AutoArgs) -> Result<()> {
         .unwrap_or_else(|| AutoConfig::default_workers(config.device));
     config.seed = args.seed;
     config.max_latency_ms = args.max_latency_ms;
+    config.energy = modelsmith::energy::EnergySettings {
+        cpu_watts: args.cpu_watts,
+        carbon_intensity: args.carbon_intensity,
+    };
+    config.energy.validate()?;
     if let Some(n) = args.ensemble {
         config.ensemble = n;
     }
@@ -238,11 +251,13 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
     );
     let metric = r.metric.trim_start_matches("val_");
     eprintln!(
-        "{:>5}  {:>9} {:>10} {:>8}  {:>9}  {:>9}  architecture",
+        "{:>5}  {:>9} {:>10} {:>8} {:>9} {:>10}  {:>9}  {:>9}  architecture",
         "trial",
         "params",
         "FLOPs",
         "lat ms",
+        "train J",
+        "J/1k pred",
         format!("val {metric}"),
         "test"
     );
@@ -261,11 +276,14 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
             "-".into()
         };
         eprintln!(
-            "{:>5}  {:>9} {:>10} {:>8.3}  {:>9}  {:>9}  {}",
+            "{:>5}  {:>9} {:>10} {:>8.3} {:>9} {:>10}  {:>9}  {:>9}  {}",
             p.number,
             p.params,
             p.flops,
             p.latency_ms,
+            p.train_joules.map_or("-".into(), |j| format!("{j:.0}")),
+            p.joules_per_prediction
+                .map_or("-".into(), |j| format!("{:.3}", j * 1000.0)),
             shown(metric, p.value),
             test,
             p.architecture
@@ -281,6 +299,18 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
             "Pareto front ({metric} / params / latency): {}",
             front.join(" ")
         );
+    }
+    if let Some(e) = &r.search_energy {
+        eprintln!(
+            "search energy: {} over {} trials ({}), {} CO2e",
+            format_joules(e.joules),
+            e.trials,
+            e.methods.join(", "),
+            format_grams(e.co2e_grams)
+        );
+    }
+    if let Some(g) = &r.greenest {
+        eprintln!("{}", g.sentence(r.metric));
     }
     let seeds = match f.members {
         1 => String::new(),

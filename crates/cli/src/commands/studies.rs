@@ -155,11 +155,7 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
     let (study, trials) = study_trials(storage, name)?;
     let best = best_trial(&trials, study.direction);
     let architecture = modelsmith::auto::is_architecture_study(&study.attrs);
-    let data = report::StudyData {
-        study: study.clone(),
-        trials: trials.clone(),
-    };
-    let energy = report::study_energy(&data);
+    let energy = report::trials_energy(&trials);
     if json {
         let mut value = serde_json::json!({
             "study": study,

@@ -103,7 +103,7 @@ impl Finalizer<'_> {
         save_model(out, &meta, &net)?;
         let _ = std::fs::remove_dir_all(&root);
 
-        let latency_ms = measure::latency_ms(out)?;
+        let latency_ms = measure::latency(out, self.config.energy.cpu_watts)?.ms;
         let onnx = out.join("model.onnx");
         export(out, ExportFormat::Onnx, &onnx)?;
         let genome = Genome::Table(table.clone());

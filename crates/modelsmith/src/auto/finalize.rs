@@ -172,7 +172,7 @@ impl Finalizer<'_> {
             true,
             &mut progress,
         )?;
-        let latency_ms = measure::latency_ms(out)?;
+        let latency_ms = measure::latency(out, self.config.energy.cpu_watts)?.ms;
         let onnx = out.join("model.onnx");
         export(out, ExportFormat::Onnx, &onnx)?;
         Ok(FinalModel {
@@ -231,7 +231,7 @@ impl Finalizer<'_> {
         let test = evaluate(&mut net, &self.data.test, task, loss);
         record_test_figures(&mut meta, &test);
         save_model(out, &meta, &net)?;
-        let latency_ms = measure::latency_ms(out)?;
+        let latency_ms = measure::latency(out, self.config.energy.cpu_watts)?.ms;
         let onnx = out.join("model.onnx");
         export(out, ExportFormat::Onnx, &onnx)?;
         Ok(FinalModel {

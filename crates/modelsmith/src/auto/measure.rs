@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::arch::Genome;
 use crate::data::Dataset;
+use crate::energy::{CpuClock, CpuPower};
 use crate::model::OutputLayer;
 use crate::predict::Predictor;
 use crate::Result;
@@ -15,9 +16,20 @@ use crate::Result;
 const LATENCY_WARMUP: usize = 3;
 const LATENCY_RUNS: usize = 15;
 
-/// Median milliseconds for one example (batch 1) through the saved model in `dir`, on the
-/// calling thread, the way `serve` answers a lone request.
-pub fn latency_ms(dir: &Path) -> Result<f64> {
+/// A model's cost per prediction at batch 1.
+#[derive(Clone, Copy, Debug)]
+pub struct Latency {
+    /// Median milliseconds.
+    pub ms: f64,
+    /// Estimated joules of one prediction: the CPU time of the timed runs (this thread and its
+    /// rayon pool) per run × watts per busy thread. Too short for RAPL to resolve, so always
+    /// the estimate.
+    pub joules_per_prediction: f64,
+}
+
+/// [`Latency`] of one example (batch 1) through the saved model in `dir`, on the calling
+/// thread, the way `serve` answers a lone request; `cpu_watts` as `--cpu-watts`.
+pub fn latency(dir: &Path, cpu_watts: Option<f64>) -> Result<Latency> {
     let mut predictor = Predictor::load(dir)?;
     let input: Vec<f32> = (0..predictor.input_len())
         .map(|i| (i % 7) as f32 / 7.0)
@@ -25,6 +37,8 @@ pub fn latency_ms(dir: &Path) -> Result<f64> {
     for _ in 0..LATENCY_WARMUP {
         std::hint::black_box(predictor.outputs(&[&input])?);
     }
+    let clock = CpuClock::current_pool();
+    let cpu_before = clock.seconds();
     let mut times: Vec<f64> = (0..LATENCY_RUNS)
         .map(|_| {
             let start = Instant::now();
@@ -33,8 +47,12 @@ pub fn latency_ms(dir: &Path) -> Result<f64> {
             std::hint::black_box(out).map(|_| ms)
         })
         .collect::<Result<_>>()?;
+    let cpu_per_run = (clock.seconds() - cpu_before).max(0.0) / LATENCY_RUNS as f64;
     times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(Latency {
+        ms: times[times.len() / 2],
+        joules_per_prediction: cpu_per_run * CpuPower::for_this_machine(cpu_watts).watts_per_thread,
+    })
 }
 
 /// Estimated seconds of one training epoch of `genome` over `examples` examples of `train`'s

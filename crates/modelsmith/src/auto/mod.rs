@@ -29,7 +29,7 @@ pub use artifacts::{Artifacts, WEIGHTS_ATTR};
 pub use explain_final::FinalExplanation;
 pub use finalize::FinalModel;
 pub use objective::{INFEASIBLE_ATTR, START_ATTR};
-pub use pareto::{arch_points, pareto_front, ArchPoint};
+pub use pareto::{arch_points, greenest_within, pareto_front, ArchPoint, Greenest, GREEN_MARGIN};
 
 use crate::arch::strategy::starter;
 use crate::arch::{SpaceLimits, Strategy, StrategyKind};
@@ -102,6 +102,8 @@ pub struct AutoConfig {
     pub max_final_epochs: u32,
     /// Where trials and the final training run (resolved by the caller; see `train::Device`).
     pub device: crate::train::Device,
+    /// How trials' energy is estimated and priced (`--cpu-watts`, `--carbon-intensity`).
+    pub energy: crate::energy::EnergySettings,
 }
 
 /// Fewest optimizer steps a table's trial may train (at batch 32), however small the table.
@@ -199,6 +201,7 @@ impl AutoConfig {
             max_latency_ms: None,
             max_final_epochs: epochs_per_trial.max(15),
             device: crate::train::Device::Cpu,
+            energy: Default::default(),
         }
     }
 
@@ -264,6 +267,7 @@ impl AutoConfig {
             task: self.task,
             seed: self.seed,
             device: self.device,
+            energy: self.energy.clone(),
             ..TrainConfig::default()
         }
     }
@@ -289,6 +293,10 @@ pub struct AutoReport {
     /// The best complete trials, best first.
     pub leaderboard: Vec<ArchPoint>,
     pub pareto_front: Vec<ArchPoint>,
+    /// The model that predicts on the least energy within half a point of the best.
+    pub greenest: Option<Greenest>,
+    /// What the search's trials cost together.
+    pub search_energy: Option<crate::report::StudyEnergy>,
     pub final_model: FinalModel,
     /// What the final model looks at (absent if explaining it failed; the search's result
     /// stands either way).
@@ -419,6 +427,8 @@ pub fn run_auto(
         }
     };
 
+    let greenest = greenest_within(&arch_points(&trials), direction, metric.name());
+    let search_energy = crate::report::trials_energy(&trials);
     let mut leaderboard = arch_points(&trials);
     pareto::sort_best_first(&mut leaderboard, direction);
     leaderboard.truncate(LEADERBOARD_ROWS);
@@ -438,6 +448,8 @@ pub fn run_auto(
         leaderboard,
         metric: metric.name(),
         pareto_front: pareto_front(&trials, direction),
+        greenest,
+        search_energy,
         final_model,
         explanation,
     })

@@ -29,6 +29,9 @@ pub const HYPER_SOURCE_ATTR: &str = "hyper_source";
 /// pruned when it finished none.
 pub const CUT_ATTR: &str = "cut_by_budget";
 
+/// Estimated joules of one prediction (batch 1) of the trial's model (`measure::Latency`).
+pub const PREDICTION_ENERGY_ATTR: &str = "joules_per_prediction";
+
 /// A child that starts from its parent's weights continues that training: at the sampled
 /// (from-scratch) rate its first epoch would undo much of it. In a Fashion-MNIST pilot a
 /// function-preserving widen of a 90.3% parent ended its first full-rate epoch at 88.5%; in
@@ -239,8 +242,11 @@ impl TrialRunner<'_> {
                 return Err(TrialError::Pruned);
             }
         }
-        let latency = measure::latency_ms(dir).map_err(TrialError::failed)?;
+        let measured =
+            measure::latency(dir, self.config.energy.cpu_watts).map_err(TrialError::failed)?;
+        let latency = measured.ms;
         trial.set_attr("latency_ms", latency)?;
+        trial.set_attr(PREDICTION_ENERGY_ATTR, measured.joules_per_prediction)?;
         if let Some(max) = self.config.max_latency_ms {
             if latency > max {
                 // Never a parent nor the best: pruned, with the reason.

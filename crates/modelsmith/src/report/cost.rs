@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use super::StudyData;
 use crate::search::FrozenTrial;
 use crate::tune::ENERGY_ATTR;
 
@@ -29,14 +28,14 @@ pub fn trial_joules(t: &FrozenTrial) -> Option<f64> {
 }
 
 /// The sum over every trial that recorded its energy; `None` when none did.
-pub fn study_energy(data: &StudyData) -> Option<StudyEnergy> {
+pub fn trials_energy(trials: &[FrozenTrial]) -> Option<StudyEnergy> {
     let mut total = StudyEnergy {
         joules: 0.0,
         co2e_grams: 0.0,
         trials: 0,
         methods: Vec::new(),
     };
-    for t in &data.trials {
+    for t in trials {
         let Some(joules) = trial_joules(t) else {
             continue;
         };
@@ -81,16 +80,12 @@ mod tests {
                 trial(3, TrialState::Failed, None),
             ],
         );
-        let e = study_energy(&data).unwrap();
+        let e = trials_energy(&data.trials).unwrap();
         assert_eq!(e.joules, 1750.0);
         assert_eq!(e.trials, 3);
         assert_eq!(e.methods, ["estimate", "rapl"]);
         assert!((e.co2e_grams - 1750.0 / 3.6e6 * 475.0).abs() < 1e-12);
         assert_eq!(trial_joules(&data.trials[3]), None);
-        assert!(study_energy(&study(
-            Direction::Maximize,
-            vec![trial(0, TrialState::Complete, Some(1.0))]
-        ))
-        .is_none());
+        assert!(trials_energy(&[trial(0, TrialState::Complete, Some(1.0))]).is_none());
     }
 }

@@ -22,7 +22,7 @@ pub mod write;
 use serde::Serialize;
 
 pub use architectures::{best_architectures, Architecture, ArchitectureLayer};
-pub use cost::{study_energy, trial_joules, StudyEnergy};
+pub use cost::{trial_joules, trials_energy, StudyEnergy};
 pub use curves::{learning_curves, LearningCurve, LearningCurves};
 pub use history::{optimization_history, History, HistoryPoint, PrunedPoint};
 pub use importance::{
@@ -122,6 +122,9 @@ pub struct StudyOverview {
     pub best: Option<BestTrial>,
     /// What the trials' training cost together (`None` until one recorded it).
     pub energy: Option<StudyEnergy>,
+    /// An architecture search: the model that predicts on the least energy within half a point
+    /// of the best (`None` until the best has its prediction energy measured).
+    pub greenest: Option<crate::auto::Greenest>,
     /// True when trials carry a `genome` (an architecture search).
     pub architecture_search: bool,
     /// Changes whenever anything a plot shows changes (a new trial, a state, a reported
@@ -165,7 +168,12 @@ pub fn overview(data: &StudyData) -> StudyOverview {
         running: count(TrialState::Running),
         waiting: count(TrialState::Waiting),
         best,
-        energy: study_energy(data),
+        energy: trials_energy(&data.trials),
+        greenest: crate::auto::greenest_within(
+            &crate::auto::arch_points(&data.trials),
+            data.direction(),
+            &data.metric(),
+        ),
         architecture_search: data.trials.iter().any(|t| t.attrs.contains_key("genome")),
         revision: format!("{}-{steps}-{:x}", data.trials.len(), fingerprint(&states)),
     }

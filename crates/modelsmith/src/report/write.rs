@@ -114,6 +114,9 @@ fn summary_line(report: &StudyReport) -> String {
             crate::energy::format_grams(e.co2e_grams)
         );
     }
+    if let Some(g) = &o.greenest {
+        let _ = write!(line, " {}", g.sentence(&o.metric));
+    }
     line
 }
 
