@@ -102,7 +102,11 @@ impl TrainObserver for ProgressReporter {
         let (first, last) = self.epochs;
         let done = (m.epoch + 1).saturating_sub(first);
         let total = (last + 1).saturating_sub(first);
-        let energy = match (m.joules, m.joules.and_then(|j| forecast(j, done, total))) {
+        let energy = match (
+            m.joules,
+            m.joules
+                .and_then(|j| forecast(j, done as f64, total as f64)),
+        ) {
             (Some(j), Some(all)) if done < total => format!(
                 "  {} (≤ {} for {last} epochs)",
                 format_joules(j),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 use modelsmith::auto::{run_auto, Artifacts, AutoConfig, AutoObserver, AutoReport, DEMO_BUDGET};
-use modelsmith::energy::{format_grams, format_joules};
+use modelsmith::energy::{forecast, format_grams, format_joules};
 use modelsmith::search::{FrozenTrial, TrialState};
 use modelsmith::store;
 use modelsmith::task::{significant, Scores};
@@ -352,6 +352,8 @@ struct AutoProgress {
     /// The study's metric, `val_accuracy`, `val_rmse`, …
     metric: &'static str,
     best: Mutex<Option<(u64, f64)>>,
+    /// Joules of the trials finished so far.
+    joules: Mutex<f64>,
 }
 
 impl AutoProgress {
@@ -362,6 +364,7 @@ impl AutoProgress {
             budget,
             metric,
             best: Mutex::new(None),
+            joules: Mutex::new(0.0),
         }
     }
 
@@ -380,7 +383,21 @@ impl AutoProgress {
                 shown(self.metric.trim_start_matches("val_"), v)
             )
         });
-        format!("{best}  {} left", humanize(left))
+        // The trials' energy so far and, at this pace, by the end of the budget.
+        let joules = *self.joules.lock().unwrap_or_else(|p| p.into_inner());
+        let (spent, budget) = (
+            self.started.elapsed().as_secs_f64(),
+            self.budget.as_secs_f64(),
+        );
+        let energy = match forecast(joules, spent, budget) {
+            Some(all) if joules > 0.0 => format!(
+                "  energy {} (≈ {} at this pace)",
+                format_joules(joules),
+                format_joules(all)
+            ),
+            _ => String::new(),
+        };
+        format!("{best}{energy}  {} left", humanize(left))
     }
 }
 
@@ -407,6 +424,8 @@ impl AutoObserver for AutoProgress {
     }
 
     fn on_trial_end(&self, t: &FrozenTrial, best: Option<&FrozenTrial>) {
+        let trial_joules = modelsmith::report::trial_joules(t);
+        *self.joules.lock().unwrap_or_else(|p| p.into_inner()) += trial_joules.unwrap_or(0.0);
         if let Some(b) = best {
             *self.best.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((b.number, b.value.unwrap_or(f64::NAN)));
@@ -434,9 +453,10 @@ impl AutoObserver for AutoProgress {
             _ => format!("failed: {}", t.error.as_deref().unwrap_or("(no message)")),
         };
         self.say(&format!(
-            "trial {:>3}  {outcome}  {:.1}s  {}",
+            "trial {:>3}  {outcome}  {:.1}s{}  {}",
             t.number,
             t.duration_seconds().unwrap_or(0.0),
+            trial_joules.map_or(String::new(), |j| format!("  {}", format_joules(j))),
             self.status()
         ));
     }

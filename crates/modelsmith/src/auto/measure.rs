@@ -16,14 +16,19 @@ use crate::Result;
 const LATENCY_WARMUP: usize = 3;
 const LATENCY_RUNS: usize = 15;
 
+/// Wall time of the predictions whose CPU time gives the energy per prediction: the kernel
+/// updates other threads' CPU time at its scheduler tick (4 ms at 250 Hz), so a few
+/// milliseconds of runs would read as 0 or 1 tick; 250 ms keeps that error near 2%.
+const ENERGY_SECONDS: f64 = 0.25;
+
 /// A model's cost per prediction at batch 1.
 #[derive(Clone, Copy, Debug)]
 pub struct Latency {
     /// Median milliseconds.
     pub ms: f64,
-    /// Estimated joules of one prediction: the CPU time of the timed runs (this thread and its
-    /// rayon pool) per run × watts per busy thread. Too short for RAPL to resolve, so always
-    /// the estimate.
+    /// Estimated joules of one prediction: the CPU time (this thread and its rayon pool) of
+    /// [`ENERGY_SECONDS`] of back-to-back predictions, per prediction, × watts per busy
+    /// thread. A prediction is too short for RAPL to resolve, so this is always the estimate.
     pub joules_per_prediction: f64,
 }
 
@@ -37,8 +42,6 @@ pub fn latency(dir: &Path, cpu_watts: Option<f64>) -> Result<Latency> {
     for _ in 0..LATENCY_WARMUP {
         std::hint::black_box(predictor.outputs(&[&input])?);
     }
-    let clock = CpuClock::current_pool();
-    let cpu_before = clock.seconds();
     let mut times: Vec<f64> = (0..LATENCY_RUNS)
         .map(|_| {
             let start = Instant::now();
@@ -47,7 +50,14 @@ pub fn latency(dir: &Path, cpu_watts: Option<f64>) -> Result<Latency> {
             std::hint::black_box(out).map(|_| ms)
         })
         .collect::<Result<_>>()?;
-    let cpu_per_run = (clock.seconds() - cpu_before).max(0.0) / LATENCY_RUNS as f64;
+    let clock = CpuClock::current_pool();
+    let (cpu_before, start) = (clock.seconds(), Instant::now());
+    let mut runs = 0u64;
+    while runs == 0 || start.elapsed().as_secs_f64() < ENERGY_SECONDS {
+        std::hint::black_box(predictor.outputs(&[&input])?);
+        runs += 1;
+    }
+    let cpu_per_run = (clock.seconds() - cpu_before).max(0.0) / runs as f64;
     times.sort_by(f64::total_cmp);
     Ok(Latency {
         ms: times[times.len() / 2],

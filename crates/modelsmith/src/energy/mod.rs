@@ -82,22 +82,26 @@ impl Footprint {
         self.co2e_grams += other.co2e_grams;
     }
 
-    /// One line: `energy 3.5 kJ (0.97 Wh, estimate), 0.46 g CO2e at 475 g/kWh`.
+    /// One line: `energy 3.5 kJ (0.97 Wh), estimated, 0.46 g CO2e at 475 g/kWh`.
     pub fn summary(&self) -> String {
+        let how = match self.energy.method {
+            EnergyMethod::Rapl => "measured (RAPL)",
+            EnergyMethod::Estimate => "estimated",
+        };
         format!(
-            "energy {} ({}), {} CO2e at {} g/kWh",
+            "energy {}, {how}, {} CO2e at {} g/kWh",
             format_joules(self.energy.joules),
-            self.energy.method.name(),
             format_grams(self.co2e_grams),
             self.carbon_intensity.g_per_kwh
         )
     }
 }
 
-/// The energy a run of `total` units of work (epochs, trials) is heading for, from `joules`
-/// spent on the first `done` (carbontracker's forecast: the rest costs what the start did).
-pub fn forecast(joules: f64, done: u32, total: u32) -> Option<f64> {
-    (done > 0 && total >= done).then(|| joules / done as f64 * total as f64)
+/// The energy a run of `total` units of work (epochs, or seconds of a search's budget) is
+/// heading for, from `joules` spent on the first `done` (carbontracker's forecast: the rest
+/// costs what the start did).
+pub fn forecast(joules: f64, done: f64, total: f64) -> Option<f64> {
+    (done > 0.0 && total >= done).then(|| joules / done * total)
 }
 
 /// Joules for people: `412 J`, `3.5 kJ`, `1.20 MJ`, with watt-hours beside from 1 kJ up.
