@@ -225,7 +225,7 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `energy: 41.2 kJ (11.44 Wh) over 8 trials (estimate), 5.4 g CO2e`.
+/// `energy: 41.2 kJ over 8 trials (estimate), 5.4 g CO2e`.
 fn energy_line(e: &report::StudyEnergy) -> String {
     format!(
         "energy: {} over {} trials ({}), {} CO2e",

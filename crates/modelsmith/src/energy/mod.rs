@@ -82,7 +82,7 @@ impl Footprint {
         self.co2e_grams += other.co2e_grams;
     }
 
-    /// One line: `energy 3.5 kJ (0.97 Wh), estimated, 0.46 g CO2e at 475 g/kWh`.
+    /// One line: `energy 3.5 kJ, estimated, 0.46 g CO2e at 475 g/kWh`.
     pub fn summary(&self) -> String {
         let how = match self.energy.method {
             EnergyMethod::Rapl => "measured (RAPL)",
@@ -104,15 +104,14 @@ pub fn forecast(joules: f64, done: f64, total: f64) -> Option<f64> {
     (done > 0.0 && total >= done).then(|| joules / done * total)
 }
 
-/// Joules for people: `412 J`, `3.5 kJ`, `1.20 MJ`, with watt-hours beside from 1 kJ up.
+/// Joules for people: `412 J`, `3.5 kJ`, `1.20 MJ` (1 Wh = 3.6 kJ; 1 kWh = 3.6 MJ).
 pub fn format_joules(joules: f64) -> String {
-    let wh = joules / 3600.0;
     if joules < 1e3 {
         format!("{joules:.0} J")
     } else if joules < 1e6 {
-        format!("{:.1} kJ ({wh:.2} Wh)", joules / 1e3)
+        format!("{:.1} kJ", joules / 1e3)
     } else {
-        format!("{:.2} MJ ({:.3} kWh)", joules / 1e6, wh / 1e3)
+        format!("{:.2} MJ", joules / 1e6)
     }
 }
 
