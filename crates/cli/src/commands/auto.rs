@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 use modelsmith::auto::{run_auto, Artifacts, AutoConfig, AutoObserver, AutoReport, DEMO_BUDGET};
-use modelsmith::energy::{forecast, format_grams, format_joules};
+use modelsmith::energy::{forecast, format_joules};
 use modelsmith::search::{FrozenTrial, TrialState};
 use modelsmith::store;
 use modelsmith::task::{significant, Scores};
@@ -301,13 +301,7 @@ fn print_summary(r: &AutoReport, args: &AutoArgs) {
         );
     }
     if let Some(e) = &r.search_energy {
-        eprintln!(
-            "search energy: {} over {} trials ({}), {} CO2e",
-            format_joules(e.joules),
-            e.trials,
-            e.methods.join(", "),
-            format_grams(e.co2e_grams)
-        );
+        eprintln!("search energy: {}", e.summary());
     }
     if let Some(g) = &r.greenest {
         eprintln!("{}", g.sentence(r.metric));

@@ -3,7 +3,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use modelsmith::energy::{format_grams, format_joules};
 use modelsmith::report;
 use modelsmith::search::{best_trial, FrozenTrial, ParamValue};
 use modelsmith::store::{self, Storage, StoreError};
@@ -217,23 +216,12 @@ fn show(storage: &dyn Storage, name: &str, json: bool) -> Result<()> {
         );
     }
     if let Some(e) = &energy {
-        println!("{}", energy_line(e));
+        println!("energy: {}", e.summary());
     }
     if architecture {
         show_pareto_front(&trials, study.direction);
     }
     Ok(())
-}
-
-/// `energy: 41.2 kJ over 8 trials (estimate), 5.4 g CO2e`.
-fn energy_line(e: &report::StudyEnergy) -> String {
-    format!(
-        "energy: {} over {} trials ({}), {} CO2e",
-        format_joules(e.joules),
-        e.trials,
-        e.methods.join(", "),
-        format_grams(e.co2e_grams)
-    )
 }
 
 /// For an architecture search (`modelsmith auto`): the trials no other beats on the validation

@@ -118,32 +118,29 @@ impl Sampler {
                 // The machine's joules, this work's share of its busy CPU time.
                 let machine = rapl.joules_since_last().unwrap_or(0.0);
                 let busy = now.machine_busy - last.machine_busy;
-                let share = if busy > 0.0 {
-                    (work / busy).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                self.tally.cpu_joules += machine * share;
+                self.tally.cpu_joules += machine * share(work, busy);
             }
             Source::Estimate(power) => {
                 self.tally.cpu_joules += work * power.watts_per_thread;
                 // Memory is the process's: a thread set gets its share of the process's CPU.
-                let share = match self.clock {
+                let of_process = match self.clock {
                     CpuClock::Process => 1.0,
-                    CpuClock::Threads(_) => {
-                        let process = now.process_cpu - last.process_cpu;
-                        if process > 0.0 {
-                            (work / process).clamp(0.0, 1.0)
-                        } else {
-                            0.0
-                        }
-                    }
+                    CpuClock::Threads(_) => share(work, now.process_cpu - last.process_cpu),
                 };
                 self.tally.memory_joules +=
-                    resident_bytes() / 1e9 * MEMORY_WATTS_PER_GB * dt * share;
+                    resident_bytes() / 1e9 * MEMORY_WATTS_PER_GB * dt * of_process;
             }
         }
         self.tally.last = now;
+    }
+}
+
+/// `part / whole` within [0, 1]; 0 when nothing was used at all.
+fn share(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        (part / whole).clamp(0.0, 1.0)
+    } else {
+        0.0
     }
 }
 

@@ -18,6 +18,20 @@ pub struct StudyEnergy {
     pub methods: Vec<String>,
 }
 
+impl StudyEnergy {
+    /// `41.2 kJ over 8 trials (estimate), 5.4 g CO2e`: what `studies show`, the report and
+    /// `auto` print.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} over {} trials ({}), {} CO2e",
+            crate::energy::format_joules(self.joules),
+            self.trials,
+            self.methods.join(", "),
+            crate::energy::format_grams(self.co2e_grams)
+        )
+    }
+}
+
 /// A trial's training energy in joules, if it recorded one.
 pub fn trial_joules(t: &FrozenTrial) -> Option<f64> {
     t.attrs

@@ -105,14 +105,7 @@ fn summary_line(report: &StudyReport) -> String {
         );
     }
     if let Some(e) = &o.energy {
-        let _ = write!(
-            line,
-            " Training energy: {} over {} trials ({}), {} CO2e.",
-            crate::energy::format_joules(e.joules),
-            e.trials,
-            e.methods.join(", "),
-            crate::energy::format_grams(e.co2e_grams)
-        );
+        let _ = write!(line, " Training energy: {}.", e.summary());
     }
     if let Some(g) = &o.greenest {
         let _ = write!(line, " {}", g.sentence(&o.metric));
