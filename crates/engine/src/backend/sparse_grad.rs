@@ -12,10 +12,11 @@ use super::simd::simd_fn;
 use super::ConvGeom;
 
 /// Output-gradient density (share of nonzero values) below which [`input_grad`] replaces the
-/// dense path. Measured only at the seed CNN's one in eight, where it beat both the Winograd
-/// (second convolution) and the GEMM + col2im (first, one channel) input gradients
-/// (`MODELSMITH_SPARSE_GRAD=0` for the dense path; BENCHMARKS.md, "Explanations"); the margin
-/// shrinks as the density rises, hence a bound well under where the multiply counts meet.
+/// dense path. Measured only at the seed CNN's one in eight: there the second convolution's
+/// backward (against Winograd) got faster, the first's (against GEMM + col2im) stayed within
+/// the noise, and the whole pass got faster (`MODELSMITH_SPARSE_GRAD=0` for the dense path;
+/// BENCHMARKS.md, "Explanations"). The margin shrinks as the density rises, hence a bound well
+/// under where the multiply counts meet.
 pub(super) const DENSITY_BELOW: f32 = 0.2;
 
 /// Whether the sparse path is allowed (`MODELSMITH_SPARSE_GRAD=0` turns it off, for comparisons).
