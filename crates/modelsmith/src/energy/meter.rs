@@ -51,10 +51,6 @@ pub struct Energy {
 }
 
 impl Energy {
-    pub fn kwh(&self) -> f64 {
-        self.joules / 3.6e6
-    }
-
     /// Average watts over the work's wall time.
     pub fn watts(&self) -> f64 {
         if self.seconds > 0.0 {
@@ -74,22 +70,28 @@ struct Tally {
     last: Reading,
 }
 
-/// One read of every source.
+/// One read of the CPU clocks a source needs.
 #[derive(Clone, Copy, Debug)]
 struct Reading {
     at: Instant,
     work_cpu: f64,
+    /// The whole process's: the same as `work_cpu` for [`CpuClock::Process`].
     process_cpu: f64,
+    /// Read for RAPL only (its share of the machine); 0 otherwise.
     machine_busy: f64,
 }
 
 impl Reading {
-    fn now(clock: &CpuClock) -> Reading {
+    fn now(clock: &CpuClock, machine: bool) -> Reading {
+        let work_cpu = clock.seconds();
         Reading {
             at: Instant::now(),
-            work_cpu: clock.seconds(),
-            process_cpu: process_seconds(),
-            machine_busy: machine_busy_seconds(),
+            work_cpu,
+            process_cpu: match clock {
+                CpuClock::Process => work_cpu,
+                CpuClock::Threads(_) => process_seconds(),
+            },
+            machine_busy: if machine { machine_busy_seconds() } else { 0.0 },
         }
     }
 }
@@ -108,7 +110,7 @@ struct Sampler {
 
 impl Sampler {
     fn sample(&mut self) {
-        let now = Reading::now(&self.clock);
+        let now = Reading::now(&self.clock, matches!(self.source, Source::Rapl(_)));
         let last = self.tally.last;
         let work = (now.work_cpu - last.work_cpu).max(0.0);
         let dt = now.at.duration_since(last.at).as_secs_f64();
@@ -178,7 +180,7 @@ impl Meter {
                 (Source::Estimate(power), EnergyMethod::Estimate, text)
             }
         };
-        let first = Reading::now(&clock);
+        let first = Reading::now(&clock, matches!(source, Source::Rapl(_)));
         let sampler = Arc::new(Mutex::new(Sampler {
             clock,
             source,
